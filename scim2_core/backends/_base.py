@@ -1,0 +1,191 @@
+"""The storage protocol every scim2-core backend implements.
+
+The engine owns SCIM semantics (validation, ids, ``meta``, PATCH, projection); a backend owns
+storage, and exactly the parts that must be atomic with storage:
+
+* uniqueness of ``uniqueness: server|global`` attributes (RFC 7643 §2.3 / §7), with the
+  attribute's ``caseExact`` rule;
+* compare-and-set on ``meta.version`` (RFC 7644 §3.14 ``If-Match``), checked in the same
+  transaction as the write;
+* group membership: removing a deleted resource from every ``members`` list in the same
+  transaction, and answering "which groups contain this member" for ``User.groups``.
+
+Backends receive the *bound* filter AST (canonical attribute names; see
+:func:`scim2_core.filter.bind`), the sort attribute and the paging window, so a database can
+push all three down. A backend that cannot translate part of a filter raises
+:class:`~scim2_core.InvalidFilterError` (400) rather than silently scanning.
+
+Every method takes ``tenant`` first: ``None`` for a single-tenant deployment, otherwise the
+tenant the engine's authentication hook resolved. Data of one tenant is invisible to every
+other tenant.
+
+Resources cross this boundary as plain JSON dicts in canonical form (see
+:mod:`scim2_core._schema`). A backend must never hand out a dict it keeps a reference to, nor
+keep a reference to a dict it was given: callers are free to mutate what they pass and get.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+from .._schema import AttrRef, ResourceType
+from ..filter._ast import Filter
+
+__all__ = [
+    "Backend",
+    "Change",
+    "Page",
+    "SearchQuery",
+    "SortSpec",
+]
+
+#: ``change(current) -> new | None``: given a private copy of the stored resource, return the
+#: resource to store, or None to leave it as it is. It may raise a ScimError, in which case
+#: nothing is written and the error propagates.
+Change = Callable[[dict[str, Any]], "dict[str, Any] | None"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SortSpec:
+    """``sortBy``/``sortOrder`` (RFC 7644 §3.4.2.3), resolved to an attribute.
+
+    "Sorting is applied to the attribute's value [...]. If the attribute is multi-valued,
+    the "primary" value [or] the first value is used. Resources with no value for the
+    attribute sort last in ascending order [...]" — null/missing values sort last in
+    ascending order and first in descending order. String comparison follows the
+    attribute's ``caseExact``. Ties break by ``id`` ascending so pages are stable.
+    """
+
+    path: AttrRef
+    descending: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SearchQuery:
+    """One list/search request, ready to push down.
+
+    ``filter`` is bound (canonical names) or None for "all". ``offset`` is 0-based (the
+    engine turns RFC ``startIndex`` into it); ``count`` is the page size (never None: the
+    engine caps it). ``count == 0`` asks only for the total.
+    """
+
+    filter: Filter | None = None
+    sort: SortSpec | None = None
+    offset: int = 0
+    count: int = 100
+
+
+@dataclass(slots=True)
+class Page:
+    """A search result: the total number of matches and the resources of the window."""
+
+    total: int
+    resources: list[dict[str, Any]] = field(default_factory=list)
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """Storage for SCIM resources. Every method is synchronous and thread-safe."""
+
+    #: True if no method ever blocks on I/O, so an ASGI server may call the engine on its
+    #: event loop; False makes the ASGI app run the engine in a worker thread.
+    never_blocks: bool
+
+    def bind(self, resource_types: Sequence[ResourceType]) -> None:
+        """Learn the resource types to store; called once by the Engine's constructor.
+
+        Create tables and indexes here (idempotently). Raise
+        :class:`~scim2_core.ConfigurationError` for a resource type this backend cannot
+        store. Called before any other method.
+        """
+        ...
+
+    def create(
+        self, tenant: str | None, rt: ResourceType, resource: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Store a new resource and return it as stored.
+
+        ``resource`` is complete: the engine has assigned ``id`` and ``meta``. Raises
+        :class:`~scim2_core.UniquenessError` (409) if a ``uniqueness: server|global``
+        attribute value is taken within the tenant (``global``: across tenants too),
+        comparing case-insensitively unless the attribute is caseExact.
+        """
+        ...
+
+    def get(self, tenant: str | None, rt: ResourceType, id: str) -> dict[str, Any] | None:
+        """The stored resource of type ``rt`` with this ``id``, or None."""
+        ...
+
+    def search(self, tenant: str | None, rt: ResourceType, query: SearchQuery) -> Page:
+        """The resources of type ``rt`` matching ``query.filter``, sorted and windowed.
+
+        Semantics of every filter operator are those of
+        :func:`scim2_core.filter.compile_filter`; a backend's results must equal it.
+        Without ``query.sort`` the order is still stable (by ``meta.created`` then ``id``).
+        Raises :class:`~scim2_core.InvalidFilterError` for a filter it cannot evaluate.
+        """
+        ...
+
+    def update(
+        self,
+        tenant: str | None,
+        rt: ResourceType,
+        id: str,
+        change: Change,
+        *,
+        if_match: Collection[str] | None = None,
+    ) -> dict[str, Any]:
+        """Atomically read, change and write one resource; return it as stored after.
+
+        1. Load the resource (:class:`~scim2_core.NotFoundError` if absent).
+        2. If ``if_match`` is given and the stored ``meta.version`` is not in it, raise
+           :class:`~scim2_core.PreconditionFailedError` (412).
+        3. Call ``change`` with a private copy; None means "unchanged": return the stored
+           resource untouched. An exception from ``change`` propagates, nothing written.
+        4. Write the result, enforcing uniqueness as :meth:`create` does.
+
+        Steps 1–4 form one transaction: no concurrent ``update`` or ``delete`` of the same
+        resource interleaves (so concurrent PATCHes adding members to one Group all
+        survive). A backend should write only what changed (e.g. the membership rows
+        added or removed), not rewrite a 10k-member group.
+        """
+        ...
+
+    def delete(
+        self,
+        tenant: str | None,
+        rt: ResourceType,
+        id: str,
+        *,
+        if_match: Collection[str] | None = None,
+    ) -> dict[str, Any]:
+        """Delete one resource and return it as it was stored.
+
+        Raises :class:`~scim2_core.NotFoundError` if absent and
+        :class:`~scim2_core.PreconditionFailedError` if ``if_match`` is given and the stored
+        ``meta.version`` is not in it. In the same transaction, removes ``id`` from the
+        ``members`` of every resource that lists it (RFC 7644 §3.6: the deleted resource
+        "MUST NOT be returned" in later queries — nor as a member) and bumps those
+        resources' ``meta.version`` and ``meta.lastModified`` (:func:`scim2_core._meta.touch`).
+        """
+        ...
+
+    def groups_of(
+        self, tenant: str | None, member_ids: Iterable[str]
+    ) -> Mapping[str, list[dict[str, Any]]]:
+        """For each id, the resources whose ``members`` contain it (direct membership).
+
+        Returns ``{member_id: [{"value": group_id, "display": displayName}, ...]}``
+        (ids with no groups may be absent). Used to derive the readOnly ``User.groups``
+        (RFC 7643 §4.1.2) on every read, so it must be an indexed lookup.
+        """
+        ...
+
+    def existing(self, tenant: str | None, ids: Iterable[str]) -> Mapping[str, str]:
+        """Which of ``ids`` exist in this tenant: ``{id: resource type name}``.
+
+        Used to check that new group members exist (400 ``invalidValue`` otherwise).
+        """
+        ...
