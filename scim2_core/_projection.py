@@ -1,0 +1,227 @@
+"""Which attributes a response carries: ``returned`` and ``attributes``/``excludedAttributes``.
+
+RFC 7644 §3.4.2.5: "attributes: A multi-valued list of strings indicating the names of
+resource attributes to return in the response, overriding the set of attributes that would
+be returned by default. [...] excludedAttributes: A multi-valued list of strings indicating
+the names of resource attributes to be removed from the default set of attributes to
+return. [...] Attribute names MUST be in standard attribute notation (Section 3.10) form."
+
+RFC 7643 §7 "returned": "always: The attribute is always returned, regardless of the
+contents of the "attributes" parameter. never: The attribute is never returned. default:
+The attribute is returned by default [...] request: The attribute is returned in response
+to any PUT, POST, or PATCH operations if specified in the "attributes" parameter."
+
+A :class:`Projection` is compiled once per (resource type, parameters) and cached; applying
+it is a single pass over the resource's top-level keys.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Final
+
+from ._errors import InvalidPathError, InvalidValueError
+from ._schema import Attribute, ResourceType
+
+__all__ = ["Projection", "split_attribute_list"]
+
+_KEEP: Final = 0
+_DROP: Final = 1
+_ONLY: Final = 2  # keep only the listed sub-attributes
+_WITHOUT: Final = 3  # drop the listed sub-attributes
+
+_Rule = tuple[int, frozenset[str]]
+
+
+def split_attribute_list(value: str | list[str] | None) -> list[str] | None:
+    """Split a comma-separated ``attributes`` parameter (or a SearchRequest list)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        parts = value.split(",")
+    elif isinstance(value, list) and all(isinstance(v, str) for v in value):
+        parts = value
+    else:
+        raise InvalidValueError("attributes and excludedAttributes must be lists of strings.")
+    names = [p.strip() for p in parts if p.strip()]
+    return names or None
+
+
+class Projection:
+    """The compiled ``returned`` rules plus a request's attribute selection."""
+
+    __slots__ = ("_ext", "_rt", "_top", "wants_groups", "wants_members", "wants_meta")
+
+    def __init__(
+        self,
+        rt: ResourceType,
+        attributes: list[str] | None = None,
+        excluded: list[str] | None = None,
+    ) -> None:
+        self._rt = rt
+        include = self._parse(rt, attributes) if attributes else None
+        exclude = self._parse(rt, excluded) if excluded and not attributes else None
+        self._top: dict[str, _Rule] = {}
+        self._ext: dict[str, tuple[_Rule, dict[str, _Rule]]] = {}
+        for urn, attr in rt.iter_attributes():
+            rule = self._rule(urn, attr, include, exclude)
+            if urn is None:
+                self._top[attr.name] = rule
+            else:
+                whole = self._whole_extension_rule(urn, include, exclude)
+                self._ext.setdefault(urn, (whole, {}))[1][attr.name] = rule
+        self.wants_groups = self._top.get("groups", (_DROP, frozenset()))[0] != _DROP
+        self.wants_members = self._top.get("members", (_DROP, frozenset()))[0] != _DROP
+        self.wants_meta = self._top["meta"][0] != _DROP
+
+    @staticmethod
+    def _parse(rt: ResourceType, names: list[str]) -> dict[tuple[str | None, str], set[str] | None]:
+        """``{(urn, attr): None (whole) | {subs}}``; ``(urn, "")`` means a whole extension.
+
+        Unknown names are ignored: a client asking for an attribute the resource type does
+        not have gets the response it would get without it (scim2-tester and IdPs send
+        ``excludedAttributes=members`` to endpoints of every type).
+        """
+        out: dict[tuple[str | None, str], set[str] | None] = {}
+        for name in names:
+            try:
+                urn, rest = rt.split_urn(name)
+            except InvalidPathError:  # unknown urn: prefix, ignored like any unknown name
+                continue
+            if not rest:
+                if urn is not None:
+                    out[(urn, "")] = None
+                continue
+            attr_name, _, sub_name = rest.partition(".")
+            ref = rt.resolve(urn, attr_name, sub_name or None)
+            if ref is None:
+                continue
+            key = (ref.urn, ref.attribute.name)
+            if ref.sub is None:
+                out[key] = None
+            else:
+                current = out.get(key, set())
+                if current is not None:
+                    current.add(ref.sub.name)
+                    out[key] = current
+        return out
+
+    @staticmethod
+    def _whole_extension_rule(
+        urn: str,
+        include: dict[tuple[str | None, str], set[str] | None] | None,
+        exclude: dict[tuple[str | None, str], set[str] | None] | None,
+    ) -> _Rule:
+        if include is not None and (urn, "") in include:
+            return (_KEEP, frozenset())
+        if exclude is not None and (urn, "") in exclude:
+            return (_DROP, frozenset())
+        return (_ONLY, frozenset())  # decided per attribute
+
+    @staticmethod
+    def _rule(
+        urn: str | None,
+        attr: Attribute,
+        include: dict[tuple[str | None, str], set[str] | None] | None,
+        exclude: dict[tuple[str | None, str], set[str] | None] | None,
+    ) -> _Rule:
+        if attr.returned == "never":
+            return (_DROP, frozenset())
+        never_subs = frozenset(s.name for s in attr.sub_attributes if s.returned == "never")
+        if attr.returned == "always":
+            return (_WITHOUT, never_subs) if never_subs else (_KEEP, frozenset())
+        key = (urn, attr.name)
+        if include is not None:
+            whole_ext = urn is not None and (urn, "") in include
+            if key in include or whole_ext:
+                subs = include.get(key)
+                if subs is None or whole_ext:
+                    if attr.returned == "request" and key not in include:
+                        return (_DROP, frozenset())
+                    return (_WITHOUT, never_subs) if never_subs else (_KEEP, frozenset())
+                always = {s.name for s in attr.sub_attributes if s.returned == "always"}
+                return (_ONLY, frozenset((subs | always) - never_subs))
+            return (_DROP, frozenset())
+        if attr.returned == "request":
+            return (_DROP, frozenset())
+        if exclude is not None and key in exclude:
+            subs = exclude[key]
+            if subs is None:
+                return (_DROP, frozenset())
+            return (_WITHOUT, frozenset(subs) | never_subs)
+        return (_WITHOUT, never_subs) if never_subs else (_KEEP, frozenset())
+
+    def apply(self, resource: Mapping[str, Any]) -> dict[str, Any]:
+        """A new dict holding what the response may show of ``resource``.
+
+        Values are shared with ``resource`` where they pass whole, so the caller must own
+        ``resource`` (the engine renders private copies).
+        """
+        out: dict[str, Any] = {}
+        schemas: list[str] | None = None
+        for key, value in resource.items():
+            if key == "schemas":
+                schemas = value
+                continue
+            rule = self._top.get(key)
+            if rule is not None:
+                kept = _apply_rule(rule, value)
+                if kept is not _MISSING:
+                    out[key] = kept
+                continue
+            ext = self._ext.get(key)
+            if ext is None or not isinstance(value, dict):
+                continue
+            whole, rules = ext
+            if whole[0] == _DROP:
+                continue
+            ext_out: dict[str, Any] = {}
+            for ekey, evalue in value.items():
+                erule = rules.get(ekey)
+                if erule is None:
+                    continue
+                kept = _apply_rule(erule, evalue)
+                if kept is not _MISSING:
+                    ext_out[ekey] = kept
+            if ext_out:
+                out[key] = ext_out
+        core = self._rt.schema.id
+        present = [urn for urn in self._ext if urn in out]
+        if schemas is not None or present:
+            out = {"schemas": [core, *present], **out}
+        return out
+
+
+class _Missing:
+    pass
+
+
+_MISSING: Final = _Missing()
+
+
+def _apply_rule(rule: _Rule, value: Any) -> Any:
+    kind, subs = rule
+    if kind == _KEEP:
+        return value
+    if kind == _DROP:
+        return _MISSING
+    if isinstance(value, dict):
+        kept = _filter_subs(kind, subs, value)
+        return kept if kept else _MISSING
+    if isinstance(value, list):
+        items = []
+        for item in value:
+            if isinstance(item, dict):
+                kept = _filter_subs(kind, subs, item)
+                if kept:
+                    items.append(kept)
+            else:
+                items.append(item)
+        return items if items else _MISSING
+    return value
+
+
+def _filter_subs(kind: int, subs: frozenset[str], value: Mapping[str, Any]) -> dict[str, Any]:
+    if kind == _ONLY:
+        return {k: v for k, v in value.items() if k in subs}
+    return {k: v for k, v in value.items() if k not in subs}

@@ -1,0 +1,82 @@
+"""Helpers shared by the core tests: they speak only the plain-dict contract."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from scim2_core import Engine, Options
+from scim2_core.backends import MemoryBackend
+
+USER = "urn:ietf:params:scim:schemas:core:2.0:User"
+GROUP = "urn:ietf:params:scim:schemas:core:2.0:Group"
+ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
+PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
+LIST = "urn:ietf:params:scim:api:messages:2.0:ListResponse"
+ERROR = "urn:ietf:params:scim:api:messages:2.0:Error"
+SEARCH = "urn:ietf:params:scim:api:messages:2.0:SearchRequest"
+BASE = "https://example.com/scim/v2"
+
+
+class Result:
+    """A response, with its body decoded."""
+
+    def __init__(self, response: dict[str, Any]) -> None:
+        self.status: int = response["status"]
+        self.headers: dict[str, str] = response["headers"]
+        self.raw: bytes = response["body"]
+        self.json: Any = json.loads(response["body"]) if response["body"] else None
+
+    def __repr__(self) -> str:
+        return f"<Result {self.status} {self.raw[:300]!r}>"
+
+
+def make_engine(**options: Any) -> Engine:
+    return Engine(MemoryBackend(), options=Options(**options) if options else None)
+
+
+def call(
+    engine: Engine,
+    method: str,
+    path: str,
+    body: Any = None,
+    *,
+    query: dict[str, str] | None = None,
+    headers: dict[str, str] | None = None,
+) -> Result:
+    request: dict[str, Any] = {"method": method, "path": path, "base_url": BASE}
+    if query:
+        request["query"] = query
+    hdrs = {"Content-Type": "application/scim+json"} if body is not None else {}
+    hdrs.update(headers or {})
+    request["headers"] = hdrs
+    if body is not None:
+        request["body"] = body if isinstance(body, (bytes, str)) else json.dumps(body).encode()
+    return Result(engine.handle(request))  # type: ignore[arg-type]
+
+
+def user_body(user_name: str, **extra: Any) -> dict[str, Any]:
+    return {"schemas": [USER], "userName": user_name, **extra}
+
+
+def create_user(engine: Engine, user_name: str, **extra: Any) -> dict[str, Any]:
+    result = call(engine, "POST", "/Users", user_body(user_name, **extra))
+    assert result.status == 201, result
+    return result.json  # type: ignore[no-any-return]
+
+
+def create_group(engine: Engine, name: str, member_ids: list[str] = ()) -> dict[str, Any]:  # type: ignore[assignment]
+    body = {"schemas": [GROUP], "displayName": name, "members": [{"value": m} for m in member_ids]}
+    result = call(engine, "POST", "/Groups", body)
+    assert result.status == 201, result
+    return result.json  # type: ignore[no-any-return]
+
+
+def assert_error(result: Result, status: int, scim_type: str | None = None) -> None:
+    """The response is a well-formed RFC 7644 §3.12 error with this status and scimType."""
+    assert result.status == status, result
+    assert result.headers["Content-Type"] == "application/scim+json"
+    assert result.json["schemas"] == [ERROR]
+    assert result.json["status"] == str(status)
+    assert isinstance(result.json["detail"], str) and result.json["detail"]
+    assert result.json.get("scimType") == scim_type, result
