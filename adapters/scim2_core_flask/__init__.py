@@ -1,0 +1,87 @@
+"""Serve a scim2-core :class:`~scim2_core.Engine` from Flask as a blueprint.
+
+::
+
+    from scim2_core_flask import scim_blueprint
+    app.register_blueprint(scim_blueprint(engine), url_prefix="/scim/v2")
+
+One view answers every method on the blueprint's root and on ``/<path:path>``. SCIM clients
+send bearer tokens, not browser cookies, so the blueprint is exempt from CSRF protection:
+when Flask-WTF's ``CSRFProtect`` is already on the app (``app.extensions["csrf"]``) at
+registration time, the blueprint calls ``csrf.exempt`` itself; if you initialise
+``CSRFProtect`` later, call ``csrf.exempt(blueprint)`` yourself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, cast
+
+from flask import Blueprint, Request, Response, current_app, request
+from flask.blueprints import BlueprintSetupState
+
+from scim2_core import _types
+from scim2_core._serving import (
+    EngineLike,
+    base_url,
+    outgoing_headers,
+    payload_too_large,
+    query_params,
+    split_mount,
+)
+from scim2_core.wsgi import read_body
+
+__all__ = ["flask_request", "scim_blueprint"]
+
+_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
+
+
+def flask_request(req: Request, rest: str, *, limit: int) -> _types.Request | None:
+    """Translate the Flask request ``req`` (routed ``rest`` of the path) for the engine.
+
+    Returns ``None`` when the body exceeds ``limit`` bytes, checked against
+    ``Content-Length`` before reading and against the bytes read otherwise.
+    """
+    body = read_body(req.environ, limit)
+    if body is None:
+        return None
+    prefix, path = split_mount(req.script_root + req.path, rest)
+    context: Mapping[str, Any] = {"request": req}
+    return {
+        "method": req.method,
+        "path": path,
+        "query": query_params(req.environ.get("QUERY_STRING", "")),
+        "headers": {name.lower(): value for name, value in req.headers.items()},
+        "body": body,
+        "base_url": base_url(req.scheme, req.host, prefix),
+        "context": context,
+    }
+
+
+def scim_blueprint(engine: EngineLike, name: str = "scim") -> Blueprint:
+    """A blueprint serving ``engine``; register it with ``url_prefix="/scim/v2"``."""
+    blueprint = Blueprint(name, __name__)
+
+    def scim_view(path: str = "") -> Response:
+        limit = engine.options.max_body_bytes
+        # The request object itself, not Flask's context-local proxy, goes into the context.
+        current: Request = cast(Any, request)._get_current_object()
+        scim_request = flask_request(current, path, limit=limit)
+        answer = payload_too_large(limit) if scim_request is None else engine.handle(scim_request)
+        response: Response = current_app.response_class(
+            answer["body"], status=answer["status"], headers=outgoing_headers(answer)
+        )
+        if not any(n.lower() == "content-type" for n in answer["headers"]):
+            del response.headers["Content-Type"]
+        return response
+
+    blueprint.add_url_rule("/", "scim", scim_view, methods=_METHODS, strict_slashes=False)
+    blueprint.add_url_rule("/<path:path>", "scim", scim_view, methods=_METHODS)
+
+    def exempt_from_csrf(state: BlueprintSetupState) -> None:
+        csrf = state.app.extensions.get("csrf")
+        if csrf is not None and hasattr(csrf, "exempt"):
+            csrf.exempt(blueprint)
+
+    blueprint.record_once(exempt_from_csrf)
+    return blueprint

@@ -1,0 +1,98 @@
+"""``scim2-core serve``: a standalone SCIM server on the embedded default storage.
+
+::
+
+    scim2-core serve                                   # SQLite file ./scim.db, random token
+    scim2-core serve --db memory:// --token SECRET     # in memory, fixed token
+    scim2-core serve --db postgresql://user@host/db    # PostgreSQL
+    python -m scim2_core serve --help
+
+The engine is served as :class:`scim2_core.asgi.ASGIApp` mounted at ``/scim/v2`` (a raw ASGI
+dispatch on the path prefix, no framework) over uvicorn. A bearer token is always required:
+one is generated with :func:`secrets.token_urlsafe` and printed when ``--token`` is absent.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import secrets
+import sys
+from collections.abc import Sequence
+from typing import TextIO
+from urllib.parse import urlsplit, urlunsplit
+
+from ._auth import bearer_tokens
+from ._engine import Engine
+from .asgi import ASGIApp, PrefixMount
+from .backends import Backend
+
+__all__ = ["build_app", "main", "open_backend"]
+
+MOUNT = "/scim/v2"
+
+
+def open_backend(db: str) -> Backend:
+    """The backend named by ``--db``: ``memory://``, ``sqlite:///path`` or ``postgresql://``."""
+    if db.rstrip("/") == "memory:":
+        from .backends import MemoryBackend
+
+        return MemoryBackend()
+    from .backends import SQLBackend
+
+    return SQLBackend(db)
+
+
+def build_app(db: str, token: str) -> tuple[Engine, PrefixMount]:
+    """The engine over ``db`` guarded by ``token``, and the ASGI app serving it."""
+    engine = Engine(open_backend(db), authenticate=bearer_tokens([token]))
+    return engine, PrefixMount(ASGIApp(engine))
+
+
+def _redact(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="scim2-core", description="scim2-core SCIM 2.0 server")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help=f"serve SCIM 2.0 at {MOUNT} over HTTP")
+    serve.add_argument("--host", default="127.0.0.1", help="interface (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8000, help="TCP port (default 8000)")
+    serve.add_argument(
+        "--db",
+        default="sqlite:///scim.db",
+        help="storage: sqlite:///path (default sqlite:///scim.db), postgresql://..., memory://",
+    )
+    serve.add_argument("--token", default=None, help="bearer token (default: generated)")
+    serve.add_argument("--log-level", default="info", help="uvicorn log level (default info)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int:
+    """Entry point of ``scim2-core`` and ``python -m scim2_core``; returns the exit status."""
+    out = out or sys.stdout
+    args = _parser().parse_args(argv)
+    try:
+        import uvicorn
+    except ImportError:
+        print("scim2-core serve needs uvicorn: pip install 'scim2-core[serve]'", file=sys.stderr)
+        return 2
+    token: str = args.token or secrets.token_urlsafe(32)
+    _, app = build_app(args.db, token)
+    host = f"[{args.host}]" if ":" in args.host else args.host
+    print(f"SCIM 2.0 endpoint: http://{host}:{args.port}{MOUNT}", file=out)
+    print(f"Storage:           {_redact(args.db)}", file=out)
+    print(f"Bearer token:      {token}", file=out)
+    out.flush()
+    server = uvicorn.Server(
+        uvicorn.Config(app, host=args.host, port=args.port, log_level=args.log_level)
+    )
+    # uvicorn stops gracefully on SIGINT (Ctrl-C) and SIGTERM, then re-raises the signal.
+    with contextlib.suppress(KeyboardInterrupt):
+        server.run()
+    return 0

@@ -1,0 +1,129 @@
+"""What every server adapter shares: query parsing, base URLs, the 413 answer, headers out.
+
+Adapters translate and mount, nothing else; these helpers keep the translation identical
+everywhere so the adapters cannot drift apart (the parity suite checks they do not).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Protocol
+from urllib.parse import parse_qsl, quote
+
+from ._options import Options
+from ._types import Request, Response
+
+__all__ = [
+    "ERROR_SCHEMA",
+    "EngineLike",
+    "base_url",
+    "content_length",
+    "forwarded",
+    "host_from_server",
+    "outgoing_headers",
+    "payload_too_large",
+    "query_params",
+    "split_mount",
+]
+
+ERROR_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:Error"
+
+
+class EngineLike(Protocol):
+    """What a server adapter needs from :class:`scim2_core.Engine`."""
+
+    @property
+    def options(self) -> Options: ...
+
+    @property
+    def never_blocks(self) -> bool: ...
+
+    def handle(self, request: Request) -> Response: ...
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def query_params(query_string: str) -> dict[str, str]:
+    """Query parameters as ``str -> str``, keeping the first value of a repeated name."""
+    params: dict[str, str] = {}
+    for name, value in parse_qsl(query_string, keep_blank_values=True):
+        params.setdefault(name, value)
+    return params
+
+
+def base_url(scheme: str, host: str, prefix: str) -> str:
+    """``scheme://host`` followed by the (decoded) mount ``prefix``, re-quoted for a URL."""
+    return f"{scheme}://{host}{quote(prefix.rstrip('/'), safe='/:@!$&()*+,;=~')}"
+
+
+def host_from_server(scheme: str, server: tuple[str, int | None] | None) -> str:
+    """The authority to use when a request carries no ``Host`` header."""
+    if not server:
+        return "localhost"
+    name, port = server
+    if port is None or _DEFAULT_PORTS.get(scheme) == port:
+        return name
+    return f"{name}:{port}"
+
+
+def forwarded(value: str | None) -> str | None:
+    """The first (client-side) value of an ``X-Forwarded-*`` header, or ``None``."""
+    if not value:
+        return None
+    first = value.split(",", 1)[0].strip()
+    return first or None
+
+
+def split_mount(full_path: str, rest: str) -> tuple[str, str]:
+    """Split a decoded request path into (mount prefix, engine path) given the routed rest.
+
+    ``split_mount("/scim/v2/Users", "Users")`` is ``("/scim/v2", "/Users")``.
+    """
+    rest = rest.lstrip("/")
+    prefix = full_path[: len(full_path) - len(rest)] if rest else full_path
+    return prefix.rstrip("/"), "/" + rest
+
+
+def content_length(value: str | None) -> int | None:
+    """The declared body length, or ``None`` when absent or not a plain decimal number."""
+    if value is None:
+        return None
+    value = value.strip()
+    return int(value) if value.isdigit() else None
+
+
+def payload_too_large(limit: int) -> Response:
+    """A 413 SCIM Error for a body larger than ``limit`` bytes, answered without reading it.
+
+    RFC 7644 Table 8: ``413 Payload Too Large``; RFC 7644 §3.12: the error response carries
+    the Error schema, ``status`` as a string and a ``detail``. The body is a constant
+    template (an integer is the only thing put in it), so no JSON encoder is needed.
+    """
+    body = (
+        f'{{"schemas":["{ERROR_SCHEMA}"],"status":"413",'
+        f'"detail":"The request body exceeds {int(limit)} bytes."}}'
+    ).encode("ascii")
+    return {
+        "status": 413,
+        "headers": {"Content-Type": "application/scim+json"},
+        "body": body,
+    }
+
+
+def outgoing_headers(response: Response) -> list[tuple[str, str]]:
+    """The engine's headers plus ``Content-Length`` where HTTP allows one.
+
+    RFC 9110 §8.6: "A server MUST NOT send a Content-Length header field in any response
+    with a status code of 1xx (Informational) or 204 (No Content)."
+    """
+    headers: Mapping[str, str] = response["headers"]
+    pairs = list(headers.items())
+    status = response["status"]
+    if (
+        status >= 200
+        and status not in (204, 304)
+        and not any(name.lower() == "content-length" for name in headers)
+    ):
+        pairs.append(("Content-Length", str(len(response["body"]))))
+    return pairs
