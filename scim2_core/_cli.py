@@ -17,12 +17,14 @@ from __future__ import annotations
 import argparse
 import contextlib
 import secrets
+import sqlite3
 import sys
 from collections.abc import Sequence
 from typing import TextIO
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from ._auth import bearer_tokens
+from ._errors import ConfigurationError
 from ._engine import Engine
 from .asgi import ASGIApp, PrefixMount
 from .backends import Backend
@@ -50,11 +52,53 @@ def build_app(db: str, token: str) -> tuple[Engine, PrefixMount]:
 
 
 def _redact(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.password is None:
+    """``url`` with its password (``user:PASSWORD@`` or ``?password=``) replaced by ``***``."""
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:  # not a URL at all: nothing to find a password in
         return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    in_query = any(k.lower() == "password" for k, _ in query)
+    if password is None and not in_query:
+        return url
+    if password is not None:
+        userinfo, _, hostport = parts.netloc.rpartition("@")
+        user = userinfo.split(":", 1)[0]
+        parts = parts._replace(netloc=f"{user}:***@{hostport}")
+    if in_query:
+        safe = [(k, "***" if k.lower() == "password" else v) for k, v in query]
+        parts = parts._replace(query=urlencode(safe, safe="*"))
+    return urlunsplit(parts)
+
+
+def _secrets_of(url: str) -> list[str]:
+    """The password spellings in ``url`` (to scrub from driver error messages)."""
+    try:
+        parts = urlsplit(url)
+        found = [parts.password] if parts.password else []
+    except ValueError:
+        return []
+    found += [v for k, v in parse_qsl(parts.query) if k.lower() == "password" and v]
+    return found
+
+
+def _storage_errors() -> tuple[type[BaseException], ...]:
+    """What opening the storage raises for a wrong ``--db``: our own configuration error, the
+    drivers' errors (connection refused, unknown database, unwritable file), OS errors."""
+    errors: list[type[BaseException]] = [ConfigurationError, OSError, sqlite3.Error]
+    psycopg = sys.modules.get("psycopg")
+    if psycopg is not None:
+        errors.append(psycopg.Error)
+    return tuple(errors)
+
+
+def _one_line(exc: BaseException, url: str) -> str:
+    """A driver error as one line with no password in it."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    for secret in _secrets_of(url):
+        text = text.replace(secret, "***")
+    return text
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -83,7 +127,14 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
         print("scim2-core serve needs uvicorn: pip install 'scim2-core[serve]'", file=sys.stderr)
         return 2
     token: str = args.token or secrets.token_urlsafe(32)
-    _, app = build_app(args.db, token)
+    try:
+        _, app = build_app(args.db, token)
+    except _storage_errors() as exc:
+        # A wrong --db (bad URL, unreachable server, unwritable folder, newer schema) is a
+        # user's mistake, not a bug: one line naming the storage and the reason, exit 1.
+        reason = _one_line(exc, args.db)
+        print(f"scim2-core: cannot open storage {_redact(args.db)}: {reason}", file=sys.stderr)
+        return 1
     host = f"[{args.host}]" if ":" in args.host else args.host
     print(f"SCIM 2.0 endpoint: http://{host}:{args.port}{MOUNT}", file=out)
     print(f"Storage:           {_redact(args.db)}", file=out)
