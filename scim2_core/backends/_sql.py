@@ -261,6 +261,8 @@ class SQLBackend:
     def _migrate(self) -> None:
         d = self._dialect
         with self._tx(write=True) as conn:
+            if d.schema_lock:
+                conn.execute(d.schema_lock)
             if not d.table_exists(conn, "scim_schema"):
                 conn.execute("CREATE TABLE scim_schema (version INTEGER NOT NULL)")
                 conn.execute("INSERT INTO scim_schema (version) VALUES (0)")
@@ -284,6 +286,8 @@ class SQLBackend:
             signature = _dumps(sorted(key for key, _ in info.indexed))
             setting = f"lookup:{name}"
             with self._tx(write=True) as conn:
+                if d.schema_lock:
+                    conn.execute(d.schema_lock)
                 row = conn.execute(
                     d.sql("SELECT value FROM scim_settings WHERE name = ?"), (setting,)
                 ).fetchone()

@@ -115,6 +115,10 @@ class Dialect:
     collate: str = ""
     #: Whether ``:memory:``-style single shared connection mode is on (then a lock serialises).
     shared: bool = False
+    #: Run first in every schema-changing transaction, so that several processes starting
+    #: at once on one new database create and migrate it one after the other. SQLite needs
+    #: none: ``BEGIN IMMEDIATE`` already admits one writer at a time.
+    schema_lock: str = ""
 
     def __init__(self) -> None:
         self._local = threading.local()
@@ -279,6 +283,9 @@ class PostgresDialect(Dialect):
     begin_read = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
     for_update = " FOR UPDATE"
     collate = ' COLLATE "C"'
+    # A transaction-level advisory lock (released at COMMIT/ROLLBACK); the key is a fixed
+    # 64-bit number naming "the scim2-core schema" (hashtext is not stable across versions).
+    schema_lock = "SELECT pg_advisory_xact_lock(7236286410385219585)"
 
     def __init__(self, url: str, *, schema: str | None, connect_timeout: float) -> None:
         super().__init__()
