@@ -45,6 +45,7 @@ __all__ = [
     "PatchOptions",
     "apply_patch",
     "parse_patch_request",
+    "patch_member_values",
 ]
 
 PATCH_OP_URN: Final = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
@@ -200,6 +201,74 @@ def _parse_path(text: str) -> PatchPath:
     return parse_path(text)
 
 
+# --- Member ids a PATCH may add ---------------------------------------------------------------
+
+
+def patch_member_values(
+    rt: ResourceType, operations: Sequence[PatchOperation], *, strict: bool
+) -> list[str]:
+    """Every ``members`` value (a resource id) that ``operations`` may add to a Group.
+
+    The engine checks that these exist before the write (RFC 7643 §4.2: a member is a
+    resource of this service provider). It reads the *parsed* operations, so every form
+    :func:`apply_patch` accepts is covered: any op and key case, ``"path": ""``, URN-
+    qualified paths and keys (``urn:...:core:2.0:Group:members``), dotted keys
+    (``members.value``), a lone object instead of an array, ``Value`` keys inside member
+    objects, filters whose ``eq`` comparisons name the member (``members[value eq "x"]``)
+    and filtered keys of a no-path value object. The result may hold ids that end up not
+    added (a superset); it never misses one. Operations that are malformed are skipped
+    here: :func:`apply_patch` rejects them.
+    """
+    members = rt.schema.attribute("members")
+    if members is None or not members.is_complex:
+        return []
+    out: list[str] = []
+    for operation in operations:
+        if operation.op == "remove":
+            continue
+        if operation.path_text is None:
+            if isinstance(operation.value, Mapping):
+                for key, item in operation.value.items():
+                    if isinstance(key, str):
+                        _member_values_at(rt, key, item, strict, out)
+            continue
+        _member_values_at(rt, operation.path_text.strip(), operation.value, strict, out)
+    return out
+
+
+def _member_values_at(
+    rt: ResourceType, text: str, value: Any, strict: bool, out: list[str]
+) -> None:
+    """Collect into ``out`` the member ids ``value`` puts at path ``text``, if it is
+    (a part of) the core ``members`` attribute."""
+    try:
+        path = _parse_path(text)
+        ref = rt.resolve_path(str(path.attr))
+    except ScimError:
+        return
+    if ref.urn is not None or ref.attribute.name != "members":
+        return
+    attr = ref.attribute
+    value_attr = attr.sub("value")
+    if path.filter is not None:
+        seed = _seed_from_filter(path.filter, attr, not strict)
+        if seed is not None and isinstance(seed.get("value"), str):
+            out.append(seed["value"])
+    sub = ref.sub if ref.sub is not None else (attr.sub(path.sub) if path.sub else None)
+    if sub is not None:
+        if sub is value_attr and isinstance(value, str):
+            out.append(value)
+        return
+    items = value if isinstance(value, list) else [value]
+    for item in items:
+        if isinstance(item, str):
+            out.append(item)
+        elif isinstance(item, Mapping):
+            found = _member(item, "value", False)
+            if isinstance(found, str):
+                out.append(found)
+
+
 # --- Applying operations ---------------------------------------------------------------------
 
 
@@ -304,26 +373,57 @@ class _Run:
         path = operation.path
         if path is None:  # an unparseable "urn:..." that is no known extension
             raise InvalidPathError(f"Unknown attribute path {operation.path_text!r}.")
+        self._apply_path(
+            op, path, operation.path_text.strip(), operation.value, operation.has_value
+        )
+
+    def _apply_path(
+        self, op: OpName, path: PatchPath, text: str, value: Any, has_value: bool
+    ) -> None:
         if path.filter is None:
             # parse_path puts a sub-attribute after a filter only (``name.givenName`` is
             # all in ``path.attr``).
-            ref = self.rt.resolve_path(str(path.attr))
-            self._apply_ref(op, ref, operation.value, operation.has_value)
+            self._apply_ref(op, self._resolve(str(path.attr)), value, has_value)
             return
-        ref = self.rt.resolve_path(str(path.attr))
+        ref = self._resolve(str(path.attr))
         attr = ref.attribute
-        if ref.sub is not None or not (attr.multi_valued and attr.is_complex):
-            raise InvalidPathError(
-                f"A value filter needs a multi-valued complex attribute: {operation.path_text!r}."
-            )
         sub_attr: Attribute | None = None
-        if path.sub is not None:
+        if path.sub is not None and ref.sub is None:
             sub_attr = attr.sub(path.sub)
             if sub_attr is None:
-                raise InvalidPathError(f"Unknown attribute path {operation.path_text!r}.")
-        self._apply_filtered(
-            op, ref, path.filter, sub_attr, operation.value, operation.path_text.strip()
-        )
+                raise InvalidPathError(f"Unknown attribute path {text!r}.")
+        if ref.sub is None and attr.is_complex and not attr.multi_valued and self.tolerant:
+            self._apply_filtered_single(op, ref, path.filter, sub_attr, value, has_value, text)
+            return
+        if ref.sub is not None or not (attr.multi_valued and attr.is_complex):
+            raise InvalidPathError(
+                f"A value filter needs a multi-valued complex attribute: {text!r}."
+            )
+        self._apply_filtered(op, ref, path.filter, sub_attr, value, text)
+
+    def _resolve(self, text: str) -> AttrRef:
+        """:meth:`ResourceType.resolve_path`; tolerant, a name that is no core attribute
+        may name an attribute of exactly one extension without its URN.
+
+        Entra ID sends ``"path": "manager"`` for the enterprise extension's manager
+        (Microsoft Learn, "Develop and plan provisioning for a SCIM endpoint", example 5).
+        RFC 7644 §3.10 reads an unqualified name in the core schema only, so strict mode
+        refuses it with 400 invalidPath.
+        """
+        try:
+            return self.rt.resolve_path(text)
+        except InvalidPathError:
+            if not self.tolerant or text.lower().startswith("urn:"):
+                raise
+            name, _, sub = text.partition(".")
+            found = [
+                ref
+                for ext, _required in self.rt.extensions
+                if (ref := self.rt.resolve(ext.id, name, sub or None)) is not None
+            ]
+            if len(found) != 1:
+                raise
+            return found[0]
 
     def _apply_object(self, op: OpName, urn: str | None, value: Mapping[str, Any]) -> None:
         """``add``/``replace`` with no path: "the "value" parameter contains a set of
@@ -353,8 +453,18 @@ class _Run:
                 continue
             # Keys may be attribute paths: dotted (``name.givenName``, Entra ID) or
             # URN-qualified (``urn:...:enterprise:2.0:User:employeeNumber``, RFC 7644 §3.10).
+            if "[" in key and self.tolerant:
+                # Tolerance: a key that is a filtered path (``emails[type eq "work"].value``)
+                # is applied as that path; the RFC allows attribute names only here.
+                try:
+                    parsed = _parse_path(key)
+                except (InvalidPathError, InvalidFilterError):
+                    self._unknown(key)
+                    continue
+                self._apply_path(op, parsed, key, item, True)
+                continue
             try:
-                ref = self.rt.resolve_path(key)
+                ref = self._resolve(key)
             except InvalidPathError:
                 self._unknown(key)
                 continue
@@ -433,6 +543,16 @@ class _Run:
         if sub is not None:
             self._apply_sub(op, ref, current, value, has_value)
             return
+        if (
+            self.tolerant
+            and not attr.multi_valued
+            and isinstance(value, list)
+            and len(value) == 1
+            and op != "remove"
+        ):
+            # Tolerance: a one-item array for a single-valued attribute is that item. Entra
+            # ID adds a manager as ``"value": [{"$ref": "...", "value": "<id>"}]``.
+            value = value[0]
         if op == "remove" or value is None:
             if op == "remove" and has_value and value is not None and attr.multi_valued:
                 self._remove_values(ref, current, value)
@@ -722,6 +842,51 @@ class _Run:
             items[i] = {**old, **patch}
         _check_one_primary(items, matches, what, clear_others=True)
         self.set(ref.urn, attr.name, items)
+
+    def _apply_filtered_single(
+        self,
+        op: OpName,
+        ref: AttrRef,
+        flt: Filter,
+        sub: Attribute | None,
+        value: Any,
+        has_value: bool,
+        what: str,
+    ) -> None:
+        """Tolerance: a value filter on a single-valued complex attribute.
+
+        Entra ID removes a manager with ``{"op": "remove", "path":
+        "urn:...:enterprise:2.0:User:manager[value eq \"<id>\"]"}``. RFC 7644 §3.5.2
+        (Figure 7, ``valuePath``) and §3.5.2.2 define filters on multi-valued attributes
+        only; the intent is unambiguous: the one value is selected when it matches. A
+        remove that matches nothing changes nothing (the manager is already another one
+        or none); an add/replace that matches nothing is 400 noTarget (§3.5.2.3), except
+        an add to an absent attribute, which creates it from the filter's ``eq``
+        comparisons (§3.5.2.1, "If the target location does not exist, the attribute and
+        value are added").
+        """
+        attr = ref.attribute
+        try:
+            predicate: Callable[[Any], bool] = compile_value_filter(flt, attr)
+        except InvalidFilterError as exc:
+            raise InvalidPathError(exc.detail) from None
+        current = self.get(ref.urn, attr.name)
+        matched = isinstance(current, dict) and predicate(current)
+        target = AttrRef(ref.urn, attr, sub) if sub is not None else ref
+        if op == "remove" or value is None:
+            if matched:
+                self._apply_ref("remove", target, None, False)
+            return
+        if matched:
+            self._apply_ref(op, target, value, has_value)
+            return
+        seed = (
+            _seed_from_filter(flt, attr, self.tolerant) if op == "add" and current is None else None
+        )
+        if seed is None:
+            raise NoTargetError(f"The filter of {what!r} matched no value.")
+        self._apply_ref("add", ref, seed, True)
+        self._apply_ref(op, target, value, has_value)
 
     # -- result --
 

@@ -49,7 +49,7 @@ def test_entra_id_user_and_group_lifecycle() -> None:
     )
     assert created.status == 201, created
     uid = created.json["id"]
-    assert created.json[ENTERPRISE]["manager"] == {"value": "mgr-id"}
+    assert created.json[ENTERPRISE]["manager"]["value"] == "mgr-id"
     # 3. The same userName, differently cased, is a conflict.
     dup = call(
         engine, "POST", "/Users", {"schemas": [USER], "userName": "test_user_AB6490EE@contoso.com"}
