@@ -1,15 +1,19 @@
-"""What every server adapter shares: query parsing, base URLs, the 413 answer, headers out.
+"""What every server adapter shares: query parsing, base URLs, error answers, headers out.
 
 Adapters translate and mount, nothing else; these helpers keep the translation identical
-everywhere so the adapters cannot drift apart (the parity suite checks they do not).
+everywhere so the adapters cannot drift apart (the parity suite checks they do not). An
+adapter that must answer before the engine runs (a body over the limit) asks
+:func:`error_response` for the SCIM Error: no adapter encodes JSON or knows SCIM rules.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
-from typing import Protocol
+from typing import Any, Protocol
 from urllib.parse import parse_qsl, quote
 
+from ._errors import PayloadTooLargeError, ScimError
 from ._options import Options
 from ._types import Request, Response
 
@@ -18,6 +22,7 @@ __all__ = [
     "EngineLike",
     "base_url",
     "content_length",
+    "error_response",
     "forwarded",
     "host_from_server",
     "outgoing_headers",
@@ -93,22 +98,28 @@ def content_length(value: str | None) -> int | None:
     return int(value) if value.isdigit() else None
 
 
-def payload_too_large(limit: int) -> Response:
-    """A 413 SCIM Error for a body larger than ``limit`` bytes, answered without reading it.
+def error_response(error: ScimError) -> Response:
+    """The SCIM Error response for ``error``, as ``Engine.handle`` answers it.
 
-    RFC 7644 Table 8: ``413 Payload Too Large``; RFC 7644 §3.12: the error response carries
-    the Error schema, ``status`` as a string and a ``detail``. The body is a constant
-    template (an integer is the only thing put in it), so no JSON encoder is needed.
+    RFC 7644 §3.12: "the HTTP status code [...] SHALL be used"; the body carries the Error
+    schema, ``status`` as a string, ``scimType`` where Table 9 defines one and ``detail``;
+    ``error.headers`` (``WWW-Authenticate``, ``Allow``) are added to the response.
     """
-    body = (
-        f'{{"schemas":["{ERROR_SCHEMA}"],"status":"413",'
-        f'"detail":"The request body exceeds {int(limit)} bytes."}}'
-    ).encode("ascii")
+    body: dict[str, Any] = {"schemas": [ERROR_SCHEMA], "status": str(error.status)}
+    if error.scim_type:
+        body["scimType"] = error.scim_type
+    body["detail"] = error.detail
     return {
-        "status": 413,
-        "headers": {"Content-Type": "application/scim+json"},
-        "body": body,
+        "status": error.status,
+        "headers": {"Content-Type": "application/scim+json", **error.headers},
+        "body": json.dumps(body, separators=(",", ":")).encode("ascii"),
     }
+
+
+def payload_too_large(limit: int) -> Response:
+    """The 413 SCIM Error for a body larger than ``limit`` bytes (RFC 7644 Table 8),
+    for adapters that refuse the body before the engine sees it."""
+    return error_response(PayloadTooLargeError(f"The request body exceeds {int(limit)} bytes."))
 
 
 def outgoing_headers(response: Response) -> list[tuple[str, str]]:

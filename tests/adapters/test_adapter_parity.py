@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 from adapter_clients import ADAPTERS, HOST, PREFIX, Normaliser, Reply, Send
 
-from scim2_core import Engine, Options, bearer_tokens
+from scim2_core import Engine, Options, ScimError, bearer_tokens
+from scim2_core._serving import error_response
 from scim2_core.backends import MemoryBackend
 
 TOKEN = "s3cret-token"
@@ -44,7 +45,7 @@ STEPS: list[tuple[str, str, str, dict[str, str], bytes, int]] = [
     ("wrong-token", "GET", "/Users/{id}", {"Authorization": "Bearer nope"}, b"", 401),
     ("too-large", "POST", "/Users", JSON, b" " * (LIMIT + 1), 413),
     ("discovery", "GET", "/ServiceProviderConfig", {}, b"", 200),
-    ("base", "GET", "/", AUTH, b"", 404),
+    ("unknown-endpoint", "GET", "/Nothing", AUTH, b"", 404),
     ("delete", "DELETE", "/Users/{id}", AUTH, b"", 204),
     ("gone", "GET", "/Users/{id}", AUTH, b"", 404),
 ]
@@ -126,3 +127,47 @@ def test_adapter_413_is_the_engine_413() -> None:
     from_engine = engine.handle({"method": "POST", "path": "/Users", "headers": JSON, "body": big})
     from_adapter = ADAPTERS["asgi"](engine)("POST", PREFIX + "/Users", JSON, big)
     assert (from_adapter.status, from_adapter.body) == (413, from_engine["body"])
+
+
+def _error_classes(root: type[ScimError] = ScimError) -> list[type[ScimError]]:
+    found = [root]
+    for sub in root.__subclasses__():
+        found += _error_classes(sub)
+    return found
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "headers", "body"),
+    [
+        ("GET", "/Users", {}, b""),  # 401 with WWW-Authenticate
+        ("GET", "/Users/nope", AUTH, b""),  # 404
+        ("GET", "/Users?filter=userName%20zz", AUTH, b""),  # 400 invalidFilter
+        ("POST", "/Users", JSON, b"{not json"),  # 400 invalidSyntax
+        ("POST", "/Users", JSON, b" " * (LIMIT + 1)),  # 413
+    ],
+)
+def test_error_response_renders_like_the_engine(
+    method: str, path: str, headers: dict[str, str], body: bytes
+) -> None:
+    """``error_response`` (what adapters answer with before the engine runs) gives, for
+    the same error, byte for byte what the engine gives."""
+    from urllib.parse import parse_qsl, urlsplit
+
+    target = urlsplit(path)
+    from_engine = make_engine().handle(
+        {
+            "method": method,
+            "path": target.path,
+            "query": dict(parse_qsl(target.query)),
+            "headers": headers,
+            "body": body,
+        }
+    )
+    sent = json.loads(from_engine["body"])
+    [cls] = [
+        c
+        for c in _error_classes()
+        if str(c.status) == sent["status"] and c.scim_type == sent.get("scimType")
+    ][-1:]
+    extra = {k: v for k, v in from_engine["headers"].items() if k.lower() != "content-type"}
+    assert error_response(cls(sent["detail"], headers=extra)) == from_engine
