@@ -6,10 +6,9 @@
     app.register_blueprint(scim_blueprint(engine), url_prefix="/scim/v2")
 
 One view answers every method on the blueprint's root and on ``/<path:path>``. SCIM clients
-send bearer tokens, not browser cookies, so the blueprint is exempt from CSRF protection:
-when Flask-WTF's ``CSRFProtect`` is already on the app (``app.extensions["csrf"]``) at
-registration time, the blueprint calls ``csrf.exempt`` itself; if you initialise
-``CSRFProtect`` later, call ``csrf.exempt(blueprint)`` yourself.
+send bearer tokens, not browser cookies, so the blueprint exempts itself from Flask-WTF's
+``CSRFProtect`` (``app.extensions["csrf"]``), whether that is initialised before or after
+``register_blueprint``: at registration, and again ahead of the CSRF check on each request.
 """
 
 from __future__ import annotations
@@ -18,7 +17,6 @@ from collections.abc import Mapping
 from typing import Any, cast
 
 from flask import Blueprint, Request, Response, current_app, request
-from flask.blueprints import BlueprintSetupState
 
 from scim2_core import _types
 from scim2_core._serving import (
@@ -78,10 +76,13 @@ def scim_blueprint(engine: EngineLike, name: str = "scim") -> Blueprint:
     blueprint.add_url_rule("/", "scim", scim_view, methods=_METHODS, strict_slashes=False)
     blueprint.add_url_rule("/<path:path>", "scim", scim_view, methods=_METHODS)
 
-    def exempt_from_csrf(state: BlueprintSetupState) -> None:
-        csrf = state.app.extensions.get("csrf")
+    def exempt_from_csrf(extensions: dict[str, Any]) -> None:
+        csrf = extensions.get("csrf")
         if csrf is not None and hasattr(csrf, "exempt"):
             csrf.exempt(blueprint)
 
-    blueprint.record_once(exempt_from_csrf)
+    # CSRFProtect set up before registration: its check runs before any hook of ours, so
+    # exempt now. Set up after: our app-wide hook runs first and exempts before its check.
+    blueprint.record(lambda state: exempt_from_csrf(state.app.extensions))
+    blueprint.before_app_request(lambda: exempt_from_csrf(current_app.extensions))
     return blueprint
