@@ -10,7 +10,9 @@ framework-free entry point, with no HTTP:
 
 * GET one user by id;
 * ``GET /Users?filter=userName eq "..."`` (what every IdP sends before a create);
-* a 100-resource page (``GET /Users?startIndex=...&count=100``).
+* a 100-resource page (``GET /Users?startIndex=...&count=100``);
+
+and, last, the memory each side holds per stored user (tracemalloc, each side loaded alone).
 
 scim2-server's handler returns a dict body; it is JSON-encoded here as any server must do
 before sending it, since scim2-core's ``handle`` returns encoded bytes. The run reports
@@ -28,6 +30,7 @@ import random
 import statistics
 import sys
 import time
+import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -130,6 +133,9 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000, 100000])
     parser.add_argument("--seconds", type=float, default=1.0, help="measuring time per case")
     parser.add_argument("--skip-theirs-above", type=int, default=100000)
+    parser.add_argument(
+        "--memory-users", type=int, default=10000, help="users loaded for the memory row (0: skip)"
+    )
     args = parser.parse_args()
 
     print(
@@ -190,6 +196,28 @@ def main() -> None:
             f"userName eq latency {eq_times[sizes[0]]:.1f} µs at {sizes[0]} users, "
             f"{eq_times[sizes[-1]]:.1f} µs at {sizes[-1]} users ({flat:.2f}x)"
         )
+    if args.memory_users:
+        memory(args.memory_users)
+
+
+def memory(size: int) -> None:
+    """Bytes held per stored user, each side loaded alone under tracemalloc."""
+    per_user = {}
+    for cls in (Ours, Theirs):
+        gc.collect()
+        tracemalloc.start()
+        side = cls()
+        for i in range(size):
+            side.create(make_user(i))
+        gc.collect()
+        per_user[cls.name] = tracemalloc.get_traced_memory()[0] / size
+        tracemalloc.stop()
+        del side
+    ours, theirs = per_user["scim2-core"], per_user["scim2-server"]
+    print(
+        f"memory at {size} users: scim2-core {ours:,.0f} B/user, "
+        f"scim2-server {theirs:,.0f} B/user ({theirs / ours:.1f}x less)"
+    )
 
 
 if __name__ == "__main__":
