@@ -891,7 +891,14 @@ class _Run:
     # -- result --
 
     def result(self) -> dict[str, Any] | None:
-        changed = {k: v for k, v in self.overrides.items() if v != self.original.get(k)}
+        # RFC 7643 §2.5: "Unassigned attributes, the null value, or empty array [...]
+        # SHALL be considered to be equivalent in "state"": an extension emptied by this
+        # request that was absent before is no change.
+        changed = {
+            k: v
+            for k, v in self.overrides.items()
+            if v != self.original.get(k) and not (_empty(v) and _empty(self.original.get(k)))
+        }
         if not changed:
             return None
         out = dict(self.original)
@@ -916,6 +923,10 @@ class _Run:
             if new_schemas != schemas:
                 out["schemas"] = new_schemas
         return out
+
+
+def _empty(value: Any) -> bool:
+    return value is None or value == [] or value == {}
 
 
 def _same(attr: Attribute | None, a: Any, b: Any) -> bool:

@@ -13,7 +13,13 @@ from pydantic import ValidationError
 from scim2_models import EnterpriseUser, Group, User
 
 from scim2_core import ScimError
-from scim2_core._patch import PATCH_OP_URN, PatchOptions, apply_patch, parse_patch_request
+from scim2_core._patch import (
+    PATCH_OP_URN,
+    PatchOptions,
+    apply_patch,
+    parse_patch_request,
+    patch_member_values,
+)
 from scim2_core._schema import GROUP_URN, USER_URN
 
 SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -158,6 +164,25 @@ PLAUSIBLE: list[tuple[str | None, Any]] = [
     (f"{ENT}:manager", ids),
     (f"{ENT}:manager.value", ids),
     (ENT, st.fixed_dictionaries({}, optional={"costCenter": st.just("1")})),
+    # Entra ID's forms (docs/idp-notes.md): unqualified manager, filters on it, one-item
+    # arrays, filtered paths that create the value they name, filtered no-path keys.
+    ("manager", st.lists(st.fixed_dictionaries({"value": ids}), min_size=1, max_size=1)),
+    (f'{ENT}:manager[value eq "2819c223"]', st.fixed_dictionaries({"value": ids})),
+    (f'{ENT}:manager[value eq "2819c223"].value', ids),
+    ('addresses[type eq "work"].formatted', st.just("1 Main St")),
+    ('phoneNumbers[type eq "mobile"].value', st.just("+1 555")),
+    ('members[value eq "2819c223"]', st.fixed_dictionaries({}, optional={"display": st.just("D")})),
+    (
+        None,
+        st.fixed_dictionaries(
+            {},
+            optional={
+                'emails[type eq "work"].value': st.just("w@x.org"),
+                "members": st.lists(st.fixed_dictionaries({"Value": ids}), max_size=2),
+                "manager": ids,
+            },
+        ),
+    ),
     (
         None,
         st.fixed_dictionaries(
@@ -277,3 +302,158 @@ def test_any_operations_in_a_valid_message_raise_only_scim_error(
         for rt, resource in ((USERS, user()), (GROUPS, group())):
             with contextlib.suppress(ScimError):
                 _run(rt, resource, ops, strict)
+
+
+@SETTINGS
+@given(resource=groups(), ops=st.lists(operations, min_size=1, max_size=4), strict=st.booleans())
+def test_patch_member_values_covers_every_member_a_patch_adds(
+    resource: dict[str, Any], ops: list[dict[str, Any]], strict: bool
+) -> None:
+    """The engine checks that added members exist from :func:`patch_member_values`; a
+    member that ends up in the group without being named there would escape the check."""
+    try:
+        parsed = parse_patch_request({"schemas": [PATCH_OP_URN], "Operations": ops}, strict=strict)
+        result = apply_patch(GROUPS, resource, parsed, options=PatchOptions(strict=strict))
+    except ScimError:
+        return
+    if result is None:
+        return
+    before = {m["value"] for m in resource.get("members", [])}
+    added = {m["value"] for m in result.get("members", [])} - before
+    assert added <= set(patch_member_values(GROUPS, parsed, strict=strict))
+
+
+# Add, then remove, the same value in the forms the identity providers send: the resource
+# comes back exactly as it was.
+ROUND_TRIPS: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
+    (
+        "entra-members-value-array",
+        {"op": "Add", "path": "members", "value": [{"$ref": None, "value": "NEW"}]},
+        {"op": "Remove", "path": "members", "value": [{"$ref": None, "value": "NEW"}]},
+    ),
+    (
+        "okta-members-filter",
+        {"op": "add", "path": "members", "value": [{"value": "NEW", "display": "n"}]},
+        {"op": "remove", "path": 'members[value eq "NEW"]'},
+    ),
+    (
+        "email",
+        {"op": "add", "path": "emails", "value": [{"value": "new@z.org", "type": "other"}]},
+        {"op": "remove", "path": 'emails[value eq "new@z.org"]'},
+    ),
+    (
+        "extension-attribute",
+        {"op": "add", "path": f"{ENT}:costCenter", "value": "4130"},
+        {"op": "remove", "path": f"{ENT}:costCenter"},
+    ),
+    (
+        "no-path-extension-attribute",
+        {"op": "add", "value": {f"{ENT}:division": "Theme Park"}},
+        {"op": "remove", "path": f"{ENT}:division"},
+    ),
+    (
+        "phone-by-filter",
+        {"op": "add", "path": 'phoneNumbers[type eq "pager"].value', "value": "555"},
+        {"op": "remove", "path": 'phoneNumbers[type eq "pager"]'},
+    ),
+]
+
+
+@SETTINGS
+@given(
+    data=st.data(),
+    case=st.sampled_from(ROUND_TRIPS),
+)
+def test_add_then_remove_restores_the_resource(
+    data: st.DataObject, case: tuple[str, dict[str, Any], dict[str, Any]]
+) -> None:
+    name, add, remove = case
+    is_group = "members" in name
+    rt = GROUPS if is_group else USERS
+    resource = data.draw(groups() if is_group else users())
+    if not is_group:
+        # The value added must be new to this user.
+        resource.pop("phoneNumbers", None)
+        if ENT in resource:
+            resource[ENT] = {"employeeNumber": "1"}
+    tolerant = name.startswith("entra")
+    added = _run(rt, resource, [add], strict=not tolerant)
+    assert added is not None and added != resource
+    assert _run(rt, added, [remove], strict=not tolerant) == resource
+    # In one request, the two cancel out: nothing changes, no new version.
+    assert _run(rt, resource, [add, remove], strict=not tolerant) is None
+
+
+def _engine_with_resources() -> tuple[Any, str, str]:
+    from tests.helpers import make_engine
+
+    engine = make_engine()
+    ids: list[str] = []
+    for name in ("2819c223", "902c246b"):
+        response = engine.handle(
+            {
+                "method": "POST",
+                "path": "/Users",
+                "body": {"schemas": [USER_URN], "userName": name},
+            }
+        )
+        ids.append(json.loads(response["body"])["id"])
+    user = engine.handle(
+        {
+            "method": "POST",
+            "path": "/Users",
+            "body": {
+                "schemas": [USER_URN, ENT],
+                "userName": "bjensen",
+                "title": "Guide",
+                "emails": [{"value": "a@x.org", "type": "work", "primary": True}],
+                ENT: {"employeeNumber": "1", "manager": {"value": ids[0]}},
+            },
+        }
+    )
+    group = engine.handle(
+        {
+            "method": "POST",
+            "path": "/Groups",
+            "body": {
+                "schemas": [GROUP_URN],
+                "displayName": "G",
+                "members": [{"value": i} for i in ids],
+            },
+        }
+    )
+    return engine, json.loads(user["body"])["id"], json.loads(group["body"])["id"]
+
+
+ENGINE_SETTINGS = settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+
+
+@ENGINE_SETTINGS
+@given(
+    ops=st.lists(operations, min_size=1, max_size=4),
+    target=st.sampled_from(["Users", "Groups"]),
+    raw=st.none() | st.binary(max_size=40) | st.sampled_from([b"{", b"[]", b'{"Operations": 1}']),
+)
+def test_engine_patch_succeeds_or_leaves_the_stored_resource_byte_for_byte(
+    ops: list[dict[str, Any]], target: str, raw: bytes | None
+) -> None:
+    engine, uid, gid = _engine_with_resources()
+    path = f"/{target}/{uid if target == 'Users' else gid}"
+    before = engine.handle({"method": "GET", "path": path})["body"]
+    body: Any = raw if raw is not None else {"schemas": [PATCH_OP_URN], "Operations": ops}
+    response = engine.handle({"method": "PATCH", "path": path, "body": body})  # never raises
+    after = engine.handle({"method": "GET", "path": path})["body"]
+    payload = json.loads(response["body"])
+    if response["status"] == 200:
+        version = json.loads(before)["meta"]["version"]
+        moved = payload["meta"]["version"] != version
+        # The version moves exactly when the stored resource changed.
+        assert moved == (after != before)
+        assert json.loads(after) == payload
+    else:
+        assert 400 <= response["status"] < 500, payload
+        assert payload["schemas"] == ["urn:ietf:params:scim:api:messages:2.0:Error"]
+        assert payload["status"] == str(response["status"])
+        assert after == before
