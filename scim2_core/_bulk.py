@@ -70,6 +70,13 @@ def run_bulk(
     # limit is exceeded, the service provider MUST return HTTP response code 413 (Payload
     # Too Large)." with e.g. "detail": "The size of the bulk operation exceeds the
     # maxPayloadSize (1048576)."
+    if payload_size <= 0 and isinstance(body, Mapping):
+        # An already-parsed body (the plain-dict contract allows one) has no byte count;
+        # measure it as compact JSON so the limit cannot be sidestepped.
+        try:
+            payload_size = len(json.dumps(body, separators=(",", ":")).encode())
+        except (TypeError, ValueError):
+            payload_size = 0
     if payload_size > max_payload_bytes:
         raise PayloadTooLargeError(
             f"The size of the bulk operation exceeds the maxPayloadSize ({max_payload_bytes})."
