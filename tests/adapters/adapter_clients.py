@@ -8,13 +8,14 @@ talks to the app in process, through the framework's own test client.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import re
 import sys
 import types
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -86,16 +87,25 @@ def raw_wsgi(engine: Any) -> Send:
     return _werkzeug(DispatcherMiddleware(_not_found_wsgi, {PREFIX: WSGIApp(engine)}))
 
 
-def _testclient(app: Any) -> Send:
+@contextlib.contextmanager
+def _starlette_quirks() -> Iterator[None]:
     with warnings.catch_warnings():
         # Starlette 1.x prefers the "httpx2" fork; httpx (installed) works the same here.
         warnings.filterwarnings("ignore", message=".*httpx2")
+        # Starlette < 0.42's TestClient uses an alias that recent anyio deprecates.
+        warnings.filterwarnings("ignore", message=".*anyio.abc.BlockingPortal alias")
+        yield
+
+
+def _testclient(app: Any) -> Send:
+    with _starlette_quirks():
         from starlette.testclient import TestClient
 
-    client = TestClient(app, base_url=f"http://{HOST}")
+        client = TestClient(app, base_url=f"http://{HOST}")
 
     def send(method: str, target: str, headers: Mapping[str, str], body: bytes) -> Reply:
-        r = client.request(method, target, headers=dict(headers), content=body)
+        with _starlette_quirks():
+            r = client.request(method, target, headers=dict(headers), content=body)
         return _reply(r.status_code, r.headers, r.content)
 
     return send

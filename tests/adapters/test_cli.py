@@ -40,6 +40,7 @@ def test_build_app_serves_scim_under_the_mount(db: str, tmp_path: Path) -> None:
     )
     if db != "memory://":
         assert (tmp_path / "scim.db").exists()
+        engine.backend.close()  # type: ignore[attr-defined]  # Python 3.13 warns otherwise
 
 
 def test_every_flag_has_a_default() -> None:
@@ -60,13 +61,10 @@ def test_serve_needs_the_subcommand(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 @pytest.mark.postgres
-def test_postgresql_url_opens_the_sql_backend() -> None:
-    import os
-
+def test_postgresql_url_opens_the_sql_backend(postgres_database: str) -> None:
     from scim2_core._cli import open_backend
 
-    url = os.environ.get("SCIM2_CORE_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
-    backend = open_backend(url)
+    backend = open_backend(postgres_database)
     try:
         assert backend.dialect == "postgresql"  # type: ignore[attr-defined]
     finally:

@@ -225,7 +225,9 @@ def test_wsgi_refuses_a_declared_oversized_body_without_reading() -> None:
     }
     statuses: list[str] = []
     body = WSGIApp(engine)(environ, lambda status, headers, exc_info=None: statuses.append(status))
-    assert (statuses, engine.requests) == (["413 Request Entity Too Large"], [])
+    # The reason phrase is Python's: "Request Entity Too Large", or RFC 9110's "Content Too
+    # Large" from Python 3.13 on.
+    assert ([s[:4] for s in statuses], engine.requests) == (["413 "], [])
     assert b'"status":"413"' in b"".join(body)
 
 
