@@ -25,6 +25,7 @@ from ._cursor import CursorCodec, CursorState
 from ._discovery import all_schemas, list_response, service_provider_config
 from ._errors import (
     ConfigurationError,
+    ForbiddenError,
     InternalError,
     InvalidCountError,
     InvalidFilterError,
@@ -35,6 +36,7 @@ from ._errors import (
     NotFoundError,
     NotImplementedScimError,
     PayloadTooLargeError,
+    PreconditionFailedError,
     ScimError,
     UnauthorizedError,
     UnsupportedMediaTypeError,
@@ -51,7 +53,7 @@ from ._schema import (
 )
 from ._types import Request, Response
 from .backends._base import Backend, Page, SearchQuery, SortSpec
-from .filter import Filter
+from .filter import And, Filter, Not, Or
 
 __all__ = ["ChangeEvent", "Engine"]
 
@@ -174,6 +176,7 @@ class Engine:
         self._cursors = CursorCodec(self.options.cursor_secret, self.options.cursor_ttl_seconds)
         self._projections: dict[tuple[str, str | None, str | None], Projection] = {}
         self._listeners: list[Listener] = []
+        self._ref_fills = {rt.name: self._single_refs(rt) for rt in self.resource_types}
         self.never_blocks: bool = bool(getattr(backend, "never_blocks", False))
         backend.bind(self.resource_types)
 
@@ -204,6 +207,26 @@ class Engine:
             if rt.endpoint.lower() in reserved:
                 raise ConfigurationError(f"Endpoint {rt.endpoint} is reserved by RFC 7644")
         return built
+
+    def _single_refs(self, rt: ResourceType) -> tuple[tuple[str | None, str, str, str], ...]:
+        """Singular references whose ``$ref`` the server derives from ``value``.
+
+        RFC 7643 §4.3 enterprise ``manager``: "$ref: The URI of the SCIM resource
+        representing the User's manager. REQUIRED." IdPs send only ``value``; a singular
+        complex attribute with ``value`` and a ``$ref`` naming exactly one configured
+        resource type gets ``$ref`` filled on output when that resource exists (a dangling
+        id stays as the client sent it): ``(urn, attribute, type name, endpoint)``.
+        """
+        endpoints = {t.name: t.endpoint for t in self.resource_types}
+        out: list[tuple[str | None, str, str, str]] = []
+        for urn, attr in rt.iter_attributes():
+            ref = attr.sub("$ref")
+            if attr.multi_valued or ref is None or attr.sub("value") is None:
+                continue
+            targets = [t for t in ref.reference_types if t in endpoints]
+            if len(targets) == 1 and attr.mutability != "readOnly":
+                out.append((urn, attr.name, targets[0], endpoints[targets[0]]))
+        return tuple(out)
 
     def subscribe(self, listener: Listener) -> None:
         """Call ``listener(event)`` after every committed change (created, replaced,
@@ -327,7 +350,11 @@ class Engine:
         seg = ctx.segments
         method = ctx.method
         if not seg:
-            raise NotFoundError("No SCIM endpoint at the base URL.")
+            # RFC 7644 §3.2: the server root "/" accepts GET (Section 3.4.2), a query
+            # across every resource type.
+            if method == "GET":
+                return self._root_search(ctx, self._query_params(ctx))
+            raise MethodNotAllowedError(["GET"])
         head = seg[0].lower()
         rt = self._by_endpoint.get(head)
         if rt is not None:
@@ -358,13 +385,13 @@ class Engine:
                 return self._root_search(ctx, self._search_params(ctx))
             raise MethodNotAllowedError(["POST"])
         if head == "serviceproviderconfig" and len(seg) == 1:
-            self._only_get(method)
+            self._discovery_get(ctx)
             return self._json(200, self._spc(ctx))
         if head == "resourcetypes" and len(seg) <= 2:
-            self._only_get(method)
+            self._discovery_get(ctx)
             return self._resource_types(ctx, seg[1] if len(seg) == 2 else None)
         if head == "schemas" and len(seg) <= 2:
-            self._only_get(method)
+            self._discovery_get(ctx)
             return self._schema_docs(ctx, seg[1] if len(seg) == 2 else None)
         if head == "bulk" and len(seg) == 1:
             if method != "POST":
@@ -375,9 +402,19 @@ class Engine:
         raise NotFoundError(f"No SCIM endpoint at /{'/'.join(seg)}.")
 
     @staticmethod
-    def _only_get(method: str) -> None:
-        if method != "GET":
+    def _discovery_get(ctx: _Ctx) -> None:
+        """Discovery endpoints answer GET only, and refuse filters.
+
+        RFC 7644 §4: "Query parameters described in Section 3.4.2, such as filtering,
+        sorting, and pagination, SHALL be ignored. If a "filter" is provided, the service
+        provider SHOULD respond with HTTP status code 403 (Forbidden) to ensure that
+        clients cannot incorrectly assume that any matching conditions specified in a
+        filter are true."
+        """
+        if ctx.method != "GET":
             raise MethodNotAllowedError(["GET"])
+        if "filter" in ctx.query:
+            raise ForbiddenError("Discovery endpoints cannot be filtered (RFC 7644 §4).")
 
     def _json(self, status: int, obj: Any, headers: dict[str, str] | None = None) -> Response:
         out = {"Content-Type": SCIM_JSON}
@@ -469,9 +506,9 @@ class Engine:
         resources: list[dict[str, Any]],
         projection: Projection,
     ) -> list[dict[str, Any]]:
-        groups: Mapping[str, list[dict[str, Any]]] = {}
-        if projection.wants_groups and rt.schema.attribute("groups") is not None and resources:
-            groups = self.backend.groups_of(ctx.tenant, [r["id"] for r in resources])
+        if projection.wants_groups and rt.schema.attribute("groups") is not None:
+            self._attach_groups(ctx, resources)
+        self._fill_refs(ctx, rt, resources)
         base = ctx.base_url
         out = []
         for res in resources:
@@ -485,17 +522,30 @@ class Engine:
                         mrt = self._by_name.get(m.get("type", ""))
                         if mrt is not None:
                             m["$ref"] = f"{base}{mrt.endpoint}/{m['value']}"
-            if groups:
-                mine = groups.get(res["id"])
-                if mine:
-                    group_rt = self._by_name.get("Group")
-                    endpoint = group_rt.endpoint if group_rt else "/Groups"
-                    res["groups"] = [
-                        {**g, "$ref": f"{base}{endpoint}/{g['value']}", "type": "direct"}
-                        for g in mine
-                    ]
             out.append(projection.apply(res))
         return out
+
+    def _fill_refs(self, ctx: _Ctx, rt: ResourceType, resources: list[dict[str, Any]]) -> None:
+        """Derive ``$ref`` of singular references (``manager``) that name an existing
+        resource of the referenced type (see :meth:`_single_refs`), in place."""
+        fills = self._ref_fills.get(rt.name)
+        if not fills:
+            return
+        pending: list[tuple[dict[str, Any], str, str, str]] = []
+        for res in resources:
+            for urn, name, type_name, endpoint in fills:
+                holder = res if urn is None else res.get(urn)
+                value = holder.get(name) if isinstance(holder, dict) else None
+                if isinstance(value, dict) and "$ref" not in value:
+                    target = value.get("value")
+                    if isinstance(target, str) and target:
+                        pending.append((value, target, type_name, endpoint))
+        if not pending:
+            return
+        found = self.backend.existing(ctx.tenant, sorted({p[1] for p in pending}))
+        for value, target, type_name, endpoint in pending:
+            if found.get(target) == type_name:
+                value["$ref"] = f"{ctx.base_url}{endpoint}/{target}"
 
     def _resource_response(
         self,
@@ -525,6 +575,13 @@ class Engine:
         # HTTP 304 (Not Modified) [...] if the resource has not changed".
         inm = ctx.headers.get("if-none-match")
         version = stored.get("meta", {}).get("version")
+        # RFC 7232 §3.1 (which RFC 7644 §3.14 builds on): when no If-Match tag matches,
+        # "the origin server MUST NOT perform the requested method" and answers 412.
+        if_match = self._if_match(ctx)
+        if if_match is not None and version not in if_match:
+            raise PreconditionFailedError(
+                "The resource has changed on the server (If-Match does not match meta.version)."
+            )
         if inm is not None and version is not None:
             tags = parse_etags(inm)
             if tags is None or version in tags:
@@ -548,21 +605,22 @@ class Engine:
 
     def _search_params(self, ctx: _Ctx) -> dict[str, Any]:
         """RFC 7644 §3.4.3: a SearchRequest body carries the query parameters."""
-        body = self._read_body(ctx)
-        schemas = body.get("schemas")
-        if not isinstance(schemas, list) or SEARCH_REQUEST not in schemas:
+        # RFC 7643 §2.1: "Attribute names are case insensitive", message attributes
+        # included; schema URNs are compared case-insensitively as for resources.
+        body = {k.lower(): v for k, v in self._read_body(ctx).items() if isinstance(k, str)}
+        if not _has_urn(body.get("schemas"), SEARCH_REQUEST):
             raise InvalidSyntaxError(
                 f"A search request body must have schemas [{SEARCH_REQUEST!r}]."
             )
         params: dict[str, Any] = {}
         for name in ("filter", "sortBy", "sortOrder", "startIndex", "count", "cursor"):
-            value = body.get(name)
+            value = body.get(name.lower())
             textual = name in ("filter", "sortBy", "sortOrder", "cursor")
             if value is not None and textual and not isinstance(value, str):
                 raise InvalidValueError(f"{name} must be a string.")
             params[name] = value
         params["attributes"] = split_attribute_list(body.get("attributes"))
-        params["excludedAttributes"] = split_attribute_list(body.get("excludedAttributes"))
+        params["excludedAttributes"] = split_attribute_list(body.get("excludedattributes"))
         return params
 
     @staticmethod
@@ -608,6 +666,14 @@ class Engine:
             raise InvalidValueError(f"Cannot sort by unknown attribute {sort_by!r}.") from None
         if ref.target.returned == "never":
             raise InvalidValueError(f"Cannot sort by {sort_by!r}.")
+        # RFC 7644 §3.4.2.3: "If the attribute is complex, the attribute name must be a
+        # path to a sub-attribute [...] e.g., "sortBy=name.givenName"". A complex attribute
+        # with a "value" sub-attribute (emails, manager) is taken to mean its value, which
+        # is how the RFC's "sorted by the value of the primary attribute" reads.
+        if ref.target.is_complex and ref.target.sub("value") is None:
+            raise InvalidValueError(
+                f"Cannot sort by the complex attribute {sort_by!r}; name a sub-attribute."
+            )
         return SortSpec(path=ref, descending=descending)
 
     def _window(self, params: Mapping[str, Any], digest: str) -> tuple[int, int, bool]:
@@ -651,14 +717,85 @@ class Engine:
             "d" if sort and sort.descending else "a",
         )
         offset, count, cursor_mode = self._window(params, digest)
-        page = self.backend.search(
-            ctx.tenant, rt, SearchQuery(filter=bound, sort=sort, offset=offset, count=count)
+        page = self._search_type(
+            ctx, rt, SearchQuery(filter=bound, sort=sort, offset=offset, count=count)
         )
         projection = self._projection(
             rt, params.get("attributes"), params.get("excludedAttributes")
         )
         items = self._render_many(ctx, rt, page.resources, projection)
         return self._json(200, self._list_body(page, items, offset, count, cursor_mode, digest))
+
+    def _search_type(self, ctx: _Ctx, rt: ResourceType, query: SearchQuery) -> Page:
+        """``backend.search``, except when the query needs the derived ``groups``.
+
+        ``User.groups`` is not stored: it is computed from group memberships on every
+        read (RFC 7643 §4.1.2 "groups [...] readOnly"). A filter or sortBy naming it is
+        still a filter on an attribute of the resource (RFC 7644 §3.4.2.2), so such a query
+        is answered here: the conjuncts that do not name ``groups`` are pushed down, the
+        candidates get their groups, and the rest is evaluated in memory. Slower than a
+        pushed-down query, never wrong.
+        """
+        derived = self._derived_groups(rt)
+        uses_groups = derived and (
+            (query.filter is not None and _mentions(query.filter, "groups"))
+            or (
+                query.sort is not None
+                and query.sort.path.urn is None
+                and query.sort.path.attribute.name == "groups"
+            )
+        )
+        if not uses_groups:
+            return self.backend.search(ctx.tenant, rt, query)
+        from .filter import compile_filter, sort_key
+
+        pushed: Filter | None = None
+        rest: Filter | None = None
+        if query.filter is not None:
+            for part in _conjuncts(query.filter):
+                if _mentions(part, "groups"):
+                    rest = part if rest is None else And(rest, part)
+                else:
+                    pushed = part if pushed is None else And(pushed, part)
+        rows: list[dict[str, Any]] = []
+        while True:
+            chunk = self.backend.search(
+                ctx.tenant, rt, SearchQuery(filter=pushed, offset=len(rows), count=1000)
+            )
+            rows.extend(chunk.resources)
+            if not chunk.resources or len(rows) >= chunk.total:
+                break
+        self._attach_groups(ctx, rows)
+        if rest is not None:
+            predicate = compile_filter(rest, rt)
+            rows = [r for r in rows if predicate(r)]
+        if query.sort is not None:
+            descending = query.sort.descending
+            rows.sort(key=sort_key(query.sort.path, descending=descending), reverse=descending)
+        window = rows[query.offset : query.offset + max(query.count, 0)]
+        return Page(len(rows), window)
+
+    def _derived_groups(self, rt: ResourceType) -> bool:
+        attr = rt.schema.attribute("groups")
+        return attr is not None and attr.mutability == "readOnly"
+
+    def _attach_groups(self, ctx: _Ctx, resources: list[dict[str, Any]]) -> None:
+        """Set the derived ``groups`` of each resource (RFC 7643 §4.1.2), in place.
+
+        "value: The identifier of the User's group", "$ref: The URI of the corresponding
+        'Group' resource", "display: A human-readable name", "type: [...] 'direct'".
+        """
+        if not resources:
+            return
+        found = self.backend.groups_of(ctx.tenant, [r["id"] for r in resources])
+        if not found:
+            return
+        group_rt = self._by_name.get("Group")
+        prefix = f"{ctx.base_url}{group_rt.endpoint if group_rt else '/Groups'}/"
+        for res in resources:
+            mine = found.get(res["id"])
+            if mine:
+                res["groups"] = [{**g, "$ref": prefix + g["value"], "type": "direct"} for g in mine]
 
     def _list_body(
         self,
@@ -688,11 +825,14 @@ class Engine:
         return body
 
     def _root_search(self, ctx: _Ctx, params: Mapping[str, Any]) -> Response:
-        """RFC 7644 §3.4.3 POST /.search across every resource type.
+        """RFC 7644 §3.4.3 POST /.search, and GET on the root, across every resource type.
 
-        RFC 7644 §3.4.2.1: when searching several resource types, a filter naming an
-        attribute one type lacks matches nothing of that type (it is not an error unless
-        no type knows it).
+        RFC 7644 §3.4.2.1: "A query against a server root indicates that all resources
+        within the server SHALL be included, subject to filtering"; when searching several
+        resource types, a filter naming an attribute one type lacks matches nothing of
+        that type (it is not an error unless no type knows it). With ``sortBy`` the
+        resource types are merged into one order (§3.4.2.3); a type without the attribute
+        has no value for it and sorts as such.
         """
         from .filter import bind
 
@@ -709,16 +849,48 @@ class Engine:
             assert first_error is not None
             raise first_error
         sort_by = params.get("sortBy")
+        order = params.get("sortOrder")
+        sorts: dict[str, SortSpec | None] = {}
+        if sort_by is not None and sort_by.strip():
+            sort_error: ScimError | None = None
+            for rt, _ in targets:
+                try:
+                    sorts[rt.name] = self._sort_spec(rt, sort_by, order)
+                except InvalidValueError as exc:
+                    sort_error = sort_error or exc
+                    sorts[rt.name] = None
+            if all(spec is None for spec in sorts.values()):
+                assert sort_error is not None
+                raise sort_error
+        else:
+            self._sort_spec(targets[0][0], None, order)  # validates sortOrder alone
         digest = self._cursors.query_digest(
-            ctx.tenant or "", "*", str(parsed) if parsed else None, sort_by, params.get("sortOrder")
+            ctx.tenant or "", "*", str(parsed) if parsed else None, sort_by, order
         )
         offset, count, cursor_mode = self._window(params, digest)
-        totals: list[int] = []
-        for rt, bound in targets:
-            totals.append(
-                self.backend.search(ctx.tenant, rt, SearchQuery(filter=bound, count=0)).total
-            )
-        total = sum(totals)
+        attrs, excl = params.get("attributes"), params.get("excludedAttributes")
+        if sorts:
+            total, items = self._root_sorted(ctx, targets, sorts, offset, count, attrs, excl)
+        else:
+            total, items = self._root_concatenated(ctx, targets, offset, count, attrs, excl)
+        return self._json(
+            200, self._list_body(Page(total, []), items, offset, count, cursor_mode, digest)
+        )
+
+    def _root_concatenated(
+        self,
+        ctx: _Ctx,
+        targets: list[tuple[ResourceType, Filter | None]],
+        offset: int,
+        count: int,
+        attrs: list[str] | None,
+        excl: list[str] | None,
+    ) -> tuple[int, list[dict[str, Any]]]:
+        """Unsorted root search: each resource type in turn, paged as one list."""
+        totals = [
+            self._search_type(ctx, rt, SearchQuery(filter=bound, count=0)).total
+            for rt, bound in targets
+        ]
         items: list[dict[str, Any]] = []
         skip = offset
         want = count
@@ -728,19 +900,49 @@ class Engine:
             if skip >= type_total:
                 skip -= type_total
                 continue
-            sort = self._sort_spec(rt, sort_by, params.get("sortOrder")) if sort_by else None
-            page = self.backend.search(
-                ctx.tenant, rt, SearchQuery(filter=bound, sort=sort, offset=skip, count=want)
-            )
+            page = self._search_type(ctx, rt, SearchQuery(filter=bound, offset=skip, count=want))
             skip = 0
             want -= len(page.resources)
-            projection = self._projection(
-                rt, params.get("attributes"), params.get("excludedAttributes")
-            )
+            projection = self._projection(rt, attrs, excl)
             items.extend(self._render_many(ctx, rt, page.resources, projection))
-        return self._json(
-            200, self._list_body(Page(total, []), items, offset, count, cursor_mode, digest)
-        )
+        return sum(totals), items
+
+    def _root_sorted(
+        self,
+        ctx: _Ctx,
+        targets: list[tuple[ResourceType, Filter | None]],
+        sorts: Mapping[str, SortSpec | None],
+        offset: int,
+        count: int,
+        attrs: list[str] | None,
+        excl: list[str] | None,
+    ) -> tuple[int, list[dict[str, Any]]]:
+        """Sorted root search: the first ``offset + count`` of each type, merged."""
+        from .filter import sort_key
+
+        specs = [spec for spec in sorts.values() if spec is not None]
+        descending = specs[0].descending
+        # A resource of a type without the attribute has no value for it: any type's key
+        # function says so, and keeps the same id tie-break.
+        fallback = sort_key(specs[0].path, descending=descending)
+        merged: list[tuple[Any, int, ResourceType, dict[str, Any]]] = []
+        total = 0
+        for rank, (rt, bound) in enumerate(targets):
+            spec = sorts.get(rt.name)
+            page = self._search_type(
+                ctx, rt, SearchQuery(filter=bound, sort=spec, offset=0, count=offset + count)
+            )
+            total += page.total
+            key = sort_key(spec.path, descending=descending) if spec is not None else fallback
+            merged.extend((key(res), rank, rt, res) for res in page.resources)
+        try:
+            merged.sort(key=lambda item: item[0], reverse=descending)
+        except TypeError:  # one attribute name, different types in different schemas
+            merged.sort(key=lambda item: (item[0][0], str(item[0][1])), reverse=descending)
+        items = []
+        for _, _, rt, res in merged[offset : offset + count]:
+            items.extend(self._render_many(ctx, rt, [res], self._projection(rt, attrs, excl)))
+        return total, items
 
     # -- write helpers ---------------------------------------------------------------------
 
@@ -837,6 +1039,7 @@ class Engine:
             if pwd != old:
                 data["password"] = _password_hash(pwd)
         _check_required(rt, data)
+        _check_primary(rt, data)
 
     def _schemas_for(self, rt: ResourceType, data: Mapping[str, Any]) -> list[str]:
         return [rt.schema.id, *(ext.id for ext, _ in rt.extensions if ext.id in data)]
@@ -992,8 +1195,11 @@ class Engine:
             )
         body = self._read_body(ctx)
         schemas = body.get("schemas")
-        if not isinstance(schemas, list) or BULK_REQUEST not in schemas:
+        if not _has_urn(schemas, BULK_REQUEST):
             raise InvalidSyntaxError(f"A bulk request must have schemas [{BULK_REQUEST!r}].")
+        if isinstance(schemas, list) and BULK_REQUEST not in schemas:
+            # Schema URNs compare case-insensitively; hand run_bulk the canonical one.
+            body = {**body, "schemas": [BULK_REQUEST]}
 
         def dispatch(sub: Request) -> Response:
             sub_ctx = self._decode(sub)
@@ -1029,6 +1235,30 @@ def _bulk_available() -> bool:
     except ImportError:
         return False
     return True
+
+
+def _mentions(node: Filter, name: str) -> bool:
+    """True if the bound filter names the core attribute ``name`` anywhere."""
+    if isinstance(node, (And, Or)):
+        return _mentions(node.left, name) or _mentions(node.right, name)
+    if isinstance(node, Not):
+        return _mentions(node.operand, name)
+    return node.path.urn is None and node.path.name == name
+
+
+def _conjuncts(node: Filter) -> list[Filter]:
+    """The operands of a chain of ``and`` (the node itself if it is not one)."""
+    if isinstance(node, And):
+        return [*_conjuncts(node.left), *_conjuncts(node.right)]
+    return [node]
+
+
+def _has_urn(schemas: Any, urn: str) -> bool:
+    """True if ``schemas`` is a list naming ``urn`` (compared case-insensitively)."""
+    if not isinstance(schemas, list):
+        return False
+    low = urn.lower()
+    return any(isinstance(s, str) and s.lower() == low for s in schemas)
 
 
 def _copy(value: Any) -> Any:
@@ -1120,6 +1350,25 @@ def _check_required(rt: ResourceType, data: Mapping[str, Any]) -> None:
                 raise InvalidValueError(f"The extension {ext.id!r} is required.")
             continue
         check(block, ext.attributes, f"{ext.id}:")
+
+
+def _check_primary(rt: ResourceType, data: Mapping[str, Any]) -> None:
+    """RFC 7643 §2.4: "The primary attribute value "true" MUST appear no more than once."
+
+    A POST or PUT body breaking it is 400 invalidValue (PATCH demotes the other values
+    itself, RFC 7644 §3.5.2, so its result never reaches here with two).
+    """
+    for urn, attr in rt.iter_attributes():
+        if not (attr.multi_valued and attr.is_complex and attr.sub("primary") is not None):
+            continue
+        container = data if urn is None else data.get(urn)
+        values = container.get(attr.name) if isinstance(container, dict) else None
+        if not isinstance(values, list) or len(values) < 2:
+            continue
+        if sum(1 for v in values if isinstance(v, dict) and v.get("primary") is True) > 1:
+            raise InvalidValueError(
+                f"Only one value of {attr.name!r} may be primary (RFC 7643 §2.4)."
+            )
 
 
 def _merge_for_replace(rt: ResourceType, current: Mapping[str, Any], data: dict[str, Any]) -> None:

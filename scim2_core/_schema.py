@@ -372,7 +372,6 @@ def resource_type_from_model(
     """
     try:
         core = Schema.from_dict(model.to_schema().model_dump(mode="json", exclude_none=True))
-        descr = model.__name__
         exts: list[tuple[Schema, bool]] = []
         for urn, ext_model in (model.get_extension_models() or {}).items():
             ext = Schema.from_dict(ext_model.to_schema().model_dump(mode="json", exclude_none=True))
@@ -395,7 +394,9 @@ def resource_type_from_model(
         endpoint=endpoint or f"/{rt_name}s",
         schema=core,
         extensions=tuple(exts),
-        description=descr,
+        # RFC 7643 §6 "description": "The resource type's human-readable description";
+        # the core schema's description (not the Python class name).
+        description=core.description or rt_name,
     )
 
 

@@ -17,7 +17,7 @@ from tests.helpers import GROUP, USER, assert_error, call, create_user, make_eng
 @pytest.mark.parametrize(
     ("method", "path", "status", "allow"),
     [
-        ("GET", "/", 404, None),
+        ("POST", "/", 405, "GET"),
         ("GET", "/Nope", 404, None),
         ("GET", "/Users/a/b", 404, None),
         ("DELETE", "/Users", 405, "GET, POST"),
