@@ -24,8 +24,8 @@ from typing import TextIO
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from ._auth import bearer_tokens
-from ._errors import ConfigurationError
 from ._engine import Engine
+from ._errors import ConfigurationError
 from .asgi import ASGIApp, PrefixMount
 from .backends import Backend
 
