@@ -77,11 +77,13 @@ def serve_wsgi(app: Any) -> Iterator[str]:
         thread.join(5)
 
 
-def serve_asgi(app: Any) -> Iterator[str]:
+def serve_asgi(app: Any, **config: Any) -> Iterator[str]:
     import uvicorn
 
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
+    # lifespan="on": uvicorn refuses to start unless the app answers the lifespan protocol.
+    config = {"log_level": "error", "lifespan": "on", **config}
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, **config))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     wait_for(port)
@@ -170,6 +172,27 @@ def test_over_a_real_socket(server: str) -> None:
             deleted = client.delete(location, headers=AUTH)
             assert (deleted.status_code, deleted.content) == (204, b"")
             assert client.get(location, headers=AUTH).status_code == 404
+
+
+@pytest.mark.parametrize("trust_proxy", [False, True])
+def test_uvicorn_root_path_behind_a_proxy(trust_proxy: bool) -> None:
+    """A proxy forwards ``https://scim.example.com/scim/v2/...`` to ``http://127.0.0.1/...``
+    with the prefix stripped; uvicorn's ``--root-path`` restores it (ASGI: ``path`` includes
+    ``root_path``), and the ``X-Forwarded-*`` headers count only with ``trust_proxy``."""
+    app = ASGIApp(make_engine(), trust_proxy=trust_proxy)
+    forwarded = {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "scim.example.com"}
+    # proxy_headers=False: uvicorn itself would otherwise apply X-Forwarded-Proto.
+    for origin in serve_asgi(app, root_path=PREFIX, proxy_headers=False):
+        with httpx.Client(timeout=10) as client:
+            created = client.post(
+                origin + "/Users", headers={**AUTH, **forwarded}, content=json.dumps(USER)
+            )
+            assert created.status_code == 201, created.text
+            public = "https://scim.example.com" if trust_proxy else origin
+            location = created.headers["location"]
+            assert location.startswith(f"{public}{PREFIX}/Users/")
+            got = client.get(origin + location[len(public + PREFIX) :], headers=AUTH)
+            assert (got.status_code, got.json()["userName"]) == (200, "real")
 
 
 def test_scim2_core_serve_command(tmp_path: Any) -> None:

@@ -7,6 +7,7 @@ translation is visible on its own. The same cases run through every adapter.
 from __future__ import annotations
 
 import asyncio
+import threading
 from typing import Any
 
 import pytest
@@ -191,6 +192,47 @@ def test_asgi_streamed_body_and_thread(never_blocks: bool) -> None:
     assert (b"content-length", b"11") in start["headers"]
     assert (b"etag", b'W/"1"') in start["headers"]
     assert body == {"type": "http.response.body", "body": b'{"ok":true}'}
+
+
+def test_asgi_blocking_engine_leaves_the_event_loop_free() -> None:
+    """While a blocking backend holds one request, the event loop keeps serving others."""
+    engine = EchoEngine(never_blocks=False)
+    released = threading.Event()
+    entered: list[str] = []
+    handle = engine.handle
+
+    def blocking(request: Request) -> Response:
+        entered.append(request["path"])
+        if request["path"] == "/slow":
+            # Only the event loop can set the event: this waits 5 s if the loop is blocked.
+            assert released.wait(5), "the event loop was blocked by the engine"
+        return handle(request)
+
+    engine.handle = blocking  # type: ignore[method-assign]
+    app = ASGIApp(engine)
+
+    async def call(path: str) -> int:
+        sent: list[Any] = []
+
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.request"}
+
+        async def send(message: Any) -> None:
+            sent.append(message)
+
+        await app(http_scope(path="/scim/v2" + path), receive, send)
+        return int(sent[0]["status"])
+
+    async def both() -> list[int]:
+        slow = asyncio.ensure_future(call("/slow"))
+        while not entered and not slow.done():
+            await asyncio.sleep(0.01)  # until /slow is inside the engine
+        fast = await call("/fast")  # answered while /slow is still blocked in its thread
+        released.set()
+        return [fast, await slow]
+
+    assert asyncio.run(asyncio.wait_for(both(), 10)) == [200, 200]
+    assert [r["path"] for r in engine.requests] == ["/fast", "/slow"]
 
 
 def test_asgi_stops_reading_once_over_the_limit() -> None:
