@@ -1394,6 +1394,20 @@ def _merge_for_replace(rt: ResourceType, current: Mapping[str, Any], data: dict[
                     raise MutabilityError(f"Attribute {label}{attr.name!r} is immutable.")
             elif attr.mutability == "writeOnly" and attr.name not in new and old is not None:
                 new[attr.name] = old
+            elif attr.is_complex and not attr.multi_valued and isinstance(old, dict):
+                # The same rule for the immutable sub-attributes of a singular complex
+                # attribute (RFC 7643 §2.2 characteristics apply to sub-attributes too).
+                for sub in attr.sub_attributes:
+                    old_sub = old.get(sub.name)
+                    if sub.mutability != "immutable" or old_sub in (None, "", [], {}):
+                        continue
+                    given_parent = new.get(attr.name)
+                    given = given_parent.get(sub.name) if isinstance(given_parent, dict) else None
+                    if given is None:
+                        new.setdefault(attr.name, {})[sub.name] = _copy(old_sub)
+                    elif given != old_sub:
+                        shown = f"{label}{attr.name}.{sub.name}"
+                        raise MutabilityError(f"Attribute {shown!r} is immutable.")
 
     apply(current, data, rt.schema.attributes, "")
     for ext, _ in rt.extensions:

@@ -127,10 +127,17 @@ class Projection:
     ) -> _Rule:
         if attr.returned == "never":
             return (_DROP, frozenset())
-        never_subs = frozenset(s.name for s in attr.sub_attributes if s.returned == "never")
-        if attr.returned == "always":
-            return (_WITHOUT, never_subs) if never_subs else (_KEEP, frozenset())
         key = (urn, attr.name)
+        subs_named = (include.get(key) if include is not None else None) or set()
+        never_subs = {s.name for s in attr.sub_attributes if s.returned == "never"}
+        # RFC 7643 §7: a returned "request" sub-attribute is returned only when named
+        # ("name.sub"), like a returned "request" attribute.
+        request_subs = {s.name for s in attr.sub_attributes if s.returned == "request"}
+        hidden = frozenset(never_subs | (request_subs - subs_named))
+        whole = (_WITHOUT, hidden) if hidden else (_KEEP, frozenset())
+        if attr.returned == "always":
+            return whole
+        always_subs = {s.name for s in attr.sub_attributes if s.returned == "always"}
         if include is not None:
             whole_ext = urn is not None and (urn, "") in include
             if key in include or whole_ext:
@@ -138,9 +145,8 @@ class Projection:
                 if subs is None or whole_ext:
                     if attr.returned == "request" and key not in include:
                         return (_DROP, frozenset())
-                    return (_WITHOUT, never_subs) if never_subs else (_KEEP, frozenset())
-                always = {s.name for s in attr.sub_attributes if s.returned == "always"}
-                return (_ONLY, frozenset((subs | always) - never_subs))
+                    return whole
+                return (_ONLY, frozenset((subs | always_subs) - never_subs))
             return (_DROP, frozenset())
         if attr.returned == "request":
             return (_DROP, frozenset())
@@ -148,8 +154,10 @@ class Projection:
             subs = exclude[key]
             if subs is None:
                 return (_DROP, frozenset())
-            return (_WITHOUT, frozenset(subs) | never_subs)
-        return (_WITHOUT, never_subs) if never_subs else (_KEEP, frozenset())
+            # RFC 7644 §3.4.2.5: excludedAttributes "SHALL have no effect" on attributes
+            # whose "returned" is "always" -- sub-attributes included.
+            return (_WITHOUT, frozenset(subs - always_subs) | hidden)
+        return whole
 
     def apply(self, resource: Mapping[str, Any]) -> dict[str, Any]:
         """A new dict holding what the response may show of ``resource``.

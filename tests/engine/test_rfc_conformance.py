@@ -10,7 +10,11 @@ import time
 from typing import Any
 
 import pytest
+from scim2_models import EnterpriseUser, Group, User
 
+from scim2_core import Engine
+from scim2_core._schema import Attribute, ResourceType, Schema
+from scim2_core.backends import MemoryBackend
 from tests.helpers import (
     BASE,
     ENTERPRISE,
@@ -287,3 +291,77 @@ def test_a_deleted_resource_is_404_for_every_operation_and_gone_from_queries() -
     assert_error(call(engine, "DELETE", path), 404)
     assert ids(call(engine, "GET", "/Users")) == []
     assert "members" not in call(engine, "GET", f"/Groups/{group['id']}").json
+
+
+# -- RFC 7643 §2.2 / §7: characteristics of sub-attributes -------------------------------------
+
+DEVICE = "urn:example:schemas:Device"
+
+
+def _device_engine() -> Engine:
+    schema = Schema(
+        id=DEVICE,
+        name="Device",
+        attributes=(
+            Attribute(name="serial", required=True, mutability="immutable"),
+            Attribute(name="notes", returned="request"),
+            Attribute(
+                name="spec",
+                type="complex",
+                sub_attributes=(
+                    Attribute(name="secret", returned="request"),
+                    Attribute(name="model"),
+                    Attribute(name="id", returned="always"),
+                    Attribute(name="board", mutability="immutable"),
+                ),
+            ),
+        ),
+    )
+    device = ResourceType(name="Device", endpoint="/Devices", schema=schema)
+    return Engine(MemoryBackend(), resource_types=[User[EnterpriseUser], Group, device])
+
+
+def test_returned_request_sub_attributes_only_when_named() -> None:
+    """RFC 7643 §7 returned "request": "The attribute is returned in response to any PUT,
+    POST, or PATCH operations if specified in the "attributes" parameter" -- for
+    sub-attributes as for attributes. "always" ones survive excludedAttributes."""
+    engine = _device_engine()
+    body = {
+        "schemas": [DEVICE],
+        "serial": "SN1",
+        "notes": "n",
+        "spec": {"secret": "s", "model": "m", "id": "i", "board": "b"},
+    }
+    created = call(engine, "POST", "/Devices", body)
+    assert created.status == 201, created
+    assert "notes" not in created.json
+    assert created.json["spec"] == {"model": "m", "id": "i", "board": "b"}
+    path = f"/Devices/{created.json['id']}"
+    assert call(engine, "GET", path, query={"attributes": "spec"}).json["spec"] == {
+        "model": "m",
+        "id": "i",
+        "board": "b",
+    }
+    named = call(engine, "GET", path, query={"attributes": "spec.secret,notes"}).json
+    assert named["spec"] == {"secret": "s", "id": "i"}
+    assert named["notes"] == "n"
+    excluded = call(engine, "GET", path, query={"excludedAttributes": "spec.id,spec.model"}).json
+    assert excluded["spec"] == {"id": "i", "board": "b"}
+
+
+def test_put_cannot_change_an_immutable_sub_attribute() -> None:
+    """RFC 7644 §3.5.1 immutable: "If one or more values are already set for the
+    attribute, the input value(s) MUST match, or HTTP status code 400 SHOULD be returned
+    with a "scimType" error code of "mutability""."""
+    engine = _device_engine()
+    body = {"schemas": [DEVICE], "serial": "SN1", "spec": {"model": "m", "board": "b"}}
+    path = f"/Devices/{call(engine, 'POST', '/Devices', body).json['id']}"
+    changed = {"schemas": [DEVICE], "serial": "SN1", "spec": {"board": "other"}}
+    assert_error(call(engine, "PUT", path, changed), 400, "mutability")
+    same = {"schemas": [DEVICE], "serial": "SN1", "spec": {"model": "n", "board": "b"}}
+    assert call(engine, "PUT", path, same).json["spec"] == {"model": "n", "board": "b"}
+    omitted = call(engine, "PUT", path, {"schemas": [DEVICE], "serial": "SN1"})
+    assert omitted.json["spec"] == {"board": "b"}
+    assert_error(
+        call(engine, "PUT", path, {"schemas": [DEVICE], "serial": "SN2"}), 400, "mutability"
+    )
