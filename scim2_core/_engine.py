@@ -1120,7 +1120,7 @@ class Engine:
 
     def _patch(self, ctx: _Ctx, rt: ResourceType, rid: str) -> Response:
         """RFC 7644 §3.5.2 PATCH: apply the operations atomically (all or nothing)."""
-        from ._patch import PatchOptions, apply_patch, parse_patch_request
+        from ._patch import PatchOptions, apply_patch, parse_patch_request, patch_member_values
 
         body = self._read_body(ctx)
         operations = parse_patch_request(body, strict=self.options.strict)
@@ -1128,7 +1128,9 @@ class Engine:
             strict=self.options.strict,
             replace_creates_missing=self.options.patch_replace_creates_missing,
         )
-        member_types = self._member_types(ctx, rt, _patch_member_values(body))
+        member_types = self._member_types(
+            ctx, rt, patch_member_values(rt, operations, strict=self.options.strict)
+        )
         captured: dict[str, Any] = {}
 
         def change(current: dict[str, Any]) -> dict[str, Any] | None:
@@ -1190,8 +1192,9 @@ class Engine:
         size = len(raw) if isinstance(raw, (bytes, str)) else 0
         if size > self.options.bulk_max_payload_bytes:
             raise PayloadTooLargeError(
-                "The bulk request exceeds maxPayloadSize "
-                f"({self.options.bulk_max_payload_bytes} bytes)."
+                # RFC 7644 §3.7.4, the example's wording.
+                "The size of the bulk operation exceeds the maxPayloadSize "
+                f"({self.options.bulk_max_payload_bytes})."
             )
         body = self._read_body(ctx)
         schemas = body.get("schemas")
@@ -1436,37 +1439,3 @@ def _member_values(members: Any) -> list[str]:
     if not isinstance(members, list):
         return []
     return [m["value"] for m in members if isinstance(m, dict) and isinstance(m.get("value"), str)]
-
-
-def _patch_member_values(body: Mapping[str, Any]) -> list[str]:
-    """The member ids a PATCH body may add (checked for existence before the write)."""
-    ops = body.get("Operations")
-    if not isinstance(ops, list):
-        for key, value in body.items():
-            if isinstance(key, str) and key.lower() == "operations":
-                ops = value
-        if not isinstance(ops, list):
-            return []
-    out: list[str] = []
-    for op in ops:
-        if not isinstance(op, dict):
-            continue
-        kind = op.get("op")
-        if not isinstance(kind, str) or kind.lower() not in ("add", "replace"):
-            continue
-        path = op.get("path")
-        value = op.get("value")
-        if isinstance(path, str) and path.strip().lower().startswith("members"):
-            items = value if isinstance(value, list) else [value]
-            for item in items:
-                if isinstance(item, dict):
-                    v = item.get("value")
-                    if isinstance(v, str):
-                        out.append(v)
-                elif isinstance(item, str) and "." in path:
-                    out.append(item)
-        elif path is None and isinstance(value, dict):
-            for key, inner in value.items():
-                if isinstance(key, str) and key.lower() == "members":
-                    out.extend(_member_values(inner if isinstance(inner, list) else [inner]))
-    return out

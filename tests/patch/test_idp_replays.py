@@ -833,29 +833,9 @@ def test_patch_member_values_names_every_member_an_accepted_form_adds(
     assert "M" in patch_member_values(GROUPS, parsed, strict=False)
 
 
-#: Forms that ``_engine._patch_member_values`` (which reads the raw body) misses today: the
-#: engine then refuses the existing member with 400. Fixed by checking
-#: ``scim2_core._patch.patch_member_values(rt, operations, strict=...)`` instead.
-ENGINE_MISSES = {
-    "key-case",
-    "member-key-case",
-    "urn-path",
-    "urn-key",
-    "empty-path",
-    "spaced-op",
-    "filter-seed",
-}
-_NEEDS_ENGINE = pytest.mark.xfail(
-    reason="needs Engine._patch to use scim2_core._patch.patch_member_values"
-)
-
-
 @pytest.mark.parametrize(
     ("name", "ops"),
-    [
-        pytest.param(n, o, id=n, marks=[_NEEDS_ENGINE] if n in ENGINE_MISSES else [])
-        for n, o in MEMBER_FORMS
-    ],
+    [pytest.param(n, o, id=n) for n, o in MEMBER_FORMS],
 )
 def test_engine_accepts_every_member_form_for_an_existing_user(
     name: str, ops: list[dict[str, Any]]
