@@ -1,4 +1,5 @@
 """Raw WSGI on the standard library's wsgiref.   Run:  python examples/wsgi_wsgiref.py
+Needs: pip install scim2-core   (nothing else: the standard library serves it)
 
 SCIM 2.0 at http://127.0.0.1:8000/scim/v2, bearer token $SCIM_TOKEN (default "change-me"):
 
