@@ -10,6 +10,7 @@ database. See docs/backends.md for the layout and the reasons behind it.
 from __future__ import annotations
 
 import json
+import random
 import threading
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -488,6 +489,7 @@ class SQLBackend:
             if cur.rowcount != 1:
                 raise UniquenessError(f"A resource with id {rid!r} already exists.")
             self._write_indexes(conn, info, t, rid, None, (doc, fdoc))
+            self._count(conn, t, rt.name, 1)
         return doc
 
     def create_many(
@@ -563,17 +565,37 @@ class SQLBackend:
                     "INSERT INTO scim_members (tenant, group_id, member_id) VALUES (?, ?, ?)",
                     members,
                 )
-        self._analyze()
+            if rows:
+                self._count(conn, t, rt.name, len(rows))
+        self._analyze(vacuum=True)
         return len(rows)
 
-    def _analyze(self) -> None:
+    def _count(self, conn: Connection, tenant: str, type: str, delta: int) -> None:
+        """Add ``delta`` to the number of ``type`` resources of ``tenant`` (``scim_counts``).
+
+        Called last in its transaction: on PostgreSQL the slot's row stays locked until
+        COMMIT, and a transaction holding it never waits for anything else.
+        """
+        d = self._dialect
+        slot = random.randrange(d.count_slots) if d.count_slots > 1 else 0
+        conn.execute(
+            d.sql(
+                "INSERT INTO scim_counts (tenant, type, slot, n) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (tenant, type, slot) DO UPDATE SET n = scim_counts.n + excluded.n"
+            ),
+            (tenant, type, slot, delta),
+        )
+
+    def _analyze(self, *, vacuum: bool = False) -> None:
         """PostgreSQL: refresh planner statistics, so that a freshly loaded table is
         searched through its indexes (before autovacuum gets to it, the planner assumes
-        an empty table and scans)."""
+        an empty table and scans). ``vacuum`` (after a bulk load) also sets the visibility
+        map, so that counting and paging can read the indexes alone."""
         if self._dialect.name == "postgresql":
             conn = self._dialect.connection()
+            command = "VACUUM (ANALYZE)" if vacuum else "ANALYZE"
             for table in ("scim_resources", "scim_lookup", "scim_members", "scim_unique"):
-                conn.execute(f"ANALYZE {table}")
+                conn.execute(f"{command} {table}")
 
     def get(self, tenant: str | None, rt: ResourceType, id: str) -> dict[str, Any] | None:
         d = self._dialect
@@ -603,8 +625,14 @@ class SQLBackend:
             order, order_params = self._translator.order_by(info.rt, query.sort)
         else:
             order, order_params = "r.created, r.id", []
+        if where:
+            count_sql, count_params = f"SELECT count(*) {base}", base_params
+        else:
+            # Every resource of the type: the kept count, not a scan (scim_counts).
+            count_sql = "SELECT COALESCE(SUM(n), 0) FROM scim_counts WHERE tenant = ? AND type = ?"
+            count_params = [_tenant_key(tenant), rt.name]
         with self._tx(write=False) as conn:
-            total = int(conn.execute(d.sql(f"SELECT count(*) {base}"), base_params).fetchone()[0])
+            total = int(conn.execute(d.sql(count_sql), count_params).fetchone()[0])
             resources: list[dict[str, Any]] = []
             if query.count > 0 and query.offset < total:
                 rows = conn.execute(
@@ -742,6 +770,7 @@ class SQLBackend:
                     del new["members"]
                 touch(new, when)
                 self._store(conn, ginfo, t, gid, group, new)
+            self._count(conn, t, rt.name, -1)
         return current
 
     def groups_of(

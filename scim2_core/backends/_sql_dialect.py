@@ -32,7 +32,7 @@ __all__ = [
 
 #: The schema version this code writes. Each entry of a dialect's ``migrations`` moves a
 #: database from version ``n - 1`` to ``n``; a database is migrated forward on first use.
-SCHEMA_VERSION: Final = 2
+SCHEMA_VERSION: Final = 3
 
 
 class Connection(Protocol):
@@ -97,7 +97,24 @@ _V2: Final = (
     "CREATE TABLE scim_settings (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
 )
 
-MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (_V1, _V2)
+# Schema version 3: the number of resources per tenant and type, kept by every create and
+# delete in the same transaction, so that an unfiltered list (paging through every user,
+# what identity providers do) does not count the whole table for ``totalResults``. The
+# count is spread over ``count_slots`` rows so that concurrent writers on PostgreSQL do not
+# queue on one row; a reader sums them. Filled from the existing rows on upgrade.
+_V3: Final = (
+    """CREATE TABLE scim_counts (
+        tenant TEXT NOT NULL,
+        type TEXT NOT NULL,
+        slot INTEGER NOT NULL,
+        n BIGINT NOT NULL,
+        PRIMARY KEY (tenant, type, slot)
+    )""",
+    "INSERT INTO scim_counts (tenant, type, slot, n) "
+    "SELECT tenant, type, 0, count(*) FROM scim_resources GROUP BY tenant, type",
+)
+
+MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (_V1, _V2, _V3)
 
 
 class Dialect:
@@ -115,6 +132,9 @@ class Dialect:
     collate: str = ""
     #: Whether ``:memory:``-style single shared connection mode is on (then a lock serialises).
     shared: bool = False
+    #: How many rows of ``scim_counts`` hold one (tenant, type) count: writers pick one at
+    #: random, so concurrent creates do not all wait for one row lock.
+    count_slots: int = 1
     #: Run first in every schema-changing transaction, so that several processes starting
     #: at once on one new database create and migrate it one after the other. SQLite needs
     #: none: ``BEGIN IMMEDIATE`` already admits one writer at a time.
@@ -282,6 +302,7 @@ class PostgresDialect(Dialect):
     begin_write = "BEGIN"
     begin_read = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
     for_update = " FOR UPDATE"
+    count_slots = 16
     collate = ' COLLATE "C"'
     # A transaction-level advisory lock (released at COMMIT/ROLLBACK); the key is a fixed
     # 64-bit number naming "the scim2-core schema" (hashtext is not stable across versions).

@@ -144,6 +144,10 @@ def test_version_1_database_is_migrated_forward_without_data_loss(tmp_path: Path
         assert search_ids(backend, USER, 'externalId eq "ext-1"') == (1, ["u1"])
         with pytest.raises(UniquenessError):
             backend.create(None, USER, user("u2", "bjensen"))
+        # The kept count of resources (schema version 3) was filled from the rows.
+        assert search_ids(backend, USER) == (1, ["u1"])
+        backend.create(None, USER, user("u3", "third"))
+        assert search_ids(backend, USER, count=0)[0] == 2
 
 
 def test_newer_schema_version_is_refused(sqlite_url: str) -> None:
