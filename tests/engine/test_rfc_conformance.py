@@ -190,9 +190,12 @@ def test_users_can_be_filtered_and_sorted_by_their_groups() -> None:
     )
     assert ids(paged) == [bob["id"]]
     assert paged.json["totalResults"] == 2
-    sorted_by_group = call(engine, "GET", "/Users", query={"sortBy": "groups.display"})
-    # alice's first group is "admins", bob's "staff"; carol has none and goes last.
-    assert ids(sorted_by_group) == [alice["id"], bob["id"], carol["id"]]
+    dave = create_user(engine, "dave")
+    create_group(engine, "0-first", [dave["id"]])
+    sorted_by_group = ids(call(engine, "GET", "/Users", query={"sortBy": "groups.display"}))
+    # dave's only group sorts before any of alice's and bob's; carol has none: last.
+    assert sorted_by_group[0] == dave["id"]
+    assert sorted_by_group[-1] == carol["id"]
 
 
 # -- RFC 7643 §2.4: at most one primary value ------------------------------------------------
