@@ -34,12 +34,12 @@ from django.views.decorators.csrf import csrf_exempt  # type: ignore[import-unty
 from scim2_core import _types
 from scim2_core._serving import (
     EngineLike,
+    content_length,
     outgoing_headers,
     payload_too_large,
     query_params,
     split_mount,
 )
-from scim2_core.wsgi import read_body
 
 __all__ = ["django_request", "scim_urlpatterns", "settings_engine"]
 
@@ -48,11 +48,14 @@ def django_request(req: HttpRequest, rest: str, *, limit: int) -> _types.Request
     """Translate the Django request ``req`` (routed ``rest`` of the path) for the engine.
 
     Returns ``None`` when the body exceeds ``limit`` bytes, checked against
-    ``Content-Length`` before reading and against the bytes read otherwise.
+    ``Content-Length`` before reading and against the bytes read otherwise. The body is
+    read through ``req.body``, so middleware may read it too, before or after the view.
     """
-    declared = req.META.get("CONTENT_LENGTH")
-    body = read_body({"CONTENT_LENGTH": declared, "wsgi.input": req}, limit)
-    if body is None:
+    declared = content_length(req.META.get("CONTENT_LENGTH"))
+    if declared is not None and declared > limit:
+        return None
+    body: bytes = req.body
+    if len(body) > limit:
         return None
     prefix, path = split_mount(req.path, rest)
     return {
@@ -69,7 +72,10 @@ def django_request(req: HttpRequest, rest: str, *, limit: int) -> _types.Request
 def _view(get_engine: Callable[[], EngineLike]) -> Callable[..., HttpResponse]:
     def scim_view(request: HttpRequest, scim_path: str = "") -> HttpResponse:
         engine = get_engine()
+        # Django refuses bodies over DATA_UPLOAD_MAX_MEMORY_SIZE itself (with a 400 page).
+        django_limit = getattr(settings, "DATA_UPLOAD_MAX_MEMORY_SIZE", None)
         limit = engine.options.max_body_bytes
+        limit = limit if django_limit is None else min(limit, django_limit)
         scim_request = django_request(request, scim_path, limit=limit)
         answer = payload_too_large(limit) if scim_request is None else engine.handle(scim_request)
         response = HttpResponse(answer["body"], status=answer["status"])

@@ -38,9 +38,13 @@ def flask_request(req: Request, rest: str, *, limit: int) -> _types.Request | No
     """Translate the Flask request ``req`` (routed ``rest`` of the path) for the engine.
 
     Returns ``None`` when the body exceeds ``limit`` bytes, checked against
-    ``Content-Length`` before reading and against the bytes read otherwise.
+    ``Content-Length`` before reading and against the bytes read otherwise. A body with a
+    ``Content-Length`` is read through ``req.get_data``, so the app's hooks may read it too.
     """
-    body = read_body(req.environ, limit)
+    declared = req.content_length
+    if declared is not None and declared > limit:
+        return None
+    body = req.get_data() if declared is not None else read_body(req.environ, limit)
     if body is None:
         return None
     prefix, path = split_mount(req.script_root + req.path, rest)

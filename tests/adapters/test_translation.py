@@ -7,6 +7,7 @@ translation is visible on its own. The same cases run through every adapter.
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 from typing import Any
 
@@ -341,3 +342,64 @@ def test_wsgi_mount_and_proxy(
     [seen] = engine.requests
     assert (seen["path"], seen["base_url"]) == (path, base_url)
     assert seen["context"] == {"environ": full}
+
+
+# --- Flask and Django: the app's own code may read the body too ---------------------------
+
+BODY = b'{"userName": "shared"}'
+
+
+def test_flask_body_read_by_a_hook_first() -> None:
+    from flask import Flask, request
+
+    from scim2_core_flask import scim_blueprint
+
+    engine = EchoEngine()
+    app = Flask("hook_reads_body")
+    app.register_blueprint(scim_blueprint(engine), url_prefix=PREFIX)
+    logged: list[bytes] = []
+    app.before_request(lambda: logged.append(request.get_data()) and None)
+    r = app.test_client().post(
+        PREFIX + "/Users", data=BODY, headers={"Content-Type": "application/scim+json"}
+    )
+    assert (r.status_code, logged, engine.requests[0]["body"]) == (200, [BODY], BODY)
+
+
+LOGGED: list[bytes] = []
+
+
+def body_logging_middleware(get_response: Any) -> Any:
+    """Reads ``request.body`` after the view, as audit-logging middleware does."""
+
+    def middleware(request: Any) -> Any:
+        response = get_response(request)
+        LOGGED.append(request.body)
+        return response
+
+    return middleware
+
+
+@pytest.mark.parametrize(("upload_max", "status"), [(None, 200), (2_621_440, 200), (10, 413)])
+def test_django_body_read_by_middleware_and_upload_limit(
+    upload_max: int | None, status: int
+) -> None:
+    from adapter_clients import configure_django, django_urlconf
+    from django.test import Client
+    from django.test.utils import override_settings
+
+    configure_django()
+    engine = EchoEngine()
+    urlconf = django_urlconf(engine)
+    LOGGED.clear()
+    with override_settings(
+        ROOT_URLCONF=urlconf.__name__,
+        # Past Django's limit, the middleware's own read of request.body fails (400).
+        MIDDLEWARE=[f"{__name__}.body_logging_middleware"] if status == 200 else [],
+        DATA_UPLOAD_MAX_MEMORY_SIZE=upload_max,
+    ):
+        r = Client().post(PREFIX + "/Users", data=BODY, content_type="application/scim+json")
+    assert r.status_code == status
+    if status == 200:
+        assert (LOGGED, engine.requests[0]["body"]) == ([BODY], BODY)
+    else:  # Django's own limit is the smaller one: a SCIM 413 that says so
+        assert json.loads(r.content)["detail"] == "The request body exceeds 10 bytes."
