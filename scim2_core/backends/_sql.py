@@ -12,10 +12,10 @@ from __future__ import annotations
 import json
 import random
 import threading
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from .._errors import (
     ConfigurationError,
@@ -37,6 +37,11 @@ __all__ = ["SQLBackend"]
 DEFAULT_INDEXED: Final = ("userName", "externalId", "displayName", "emails.value")
 
 _CHUNK: Final = 500
+
+#: Attempts of a write transaction the database aborted to break a deadlock.
+_ATTEMPTS: Final = 5
+
+_T = TypeVar("_T")
 
 
 def _tenant_key(tenant: str | None) -> str:
@@ -468,29 +473,33 @@ class SQLBackend:
             raise ValueError("the engine must assign a string id before create()")
         meta = doc.get("meta") or {}
         d = self._dialect
-        with self._tx(write=True) as conn:
-            cur = conn.execute(
-                d.sql(
-                    "INSERT INTO scim_resources "
-                    "(tenant, id, type, version, created, display, doc, fdoc) "
-                    f"VALUES (?, ?, ?, ?, ?, ?, ?, {d.json_param}) ON CONFLICT DO NOTHING"
-                ),
-                (
-                    t,
-                    rid,
-                    rt.name,
-                    str(meta.get("version") or ""),
-                    str(meta.get("created") or ""),
-                    _display(doc),
-                    text,
-                    _dumps(fdoc),
-                ),
-            )
-            if cur.rowcount != 1:
-                raise UniquenessError(f"A resource with id {rid!r} already exists.")
-            self._write_indexes(conn, info, t, rid, None, (doc, fdoc))
-            self._count(conn, t, rt.name, 1)
-        return doc
+
+        def attempt() -> dict[str, Any]:
+            with self._tx(write=True) as conn:
+                cur = conn.execute(
+                    d.sql(
+                        "INSERT INTO scim_resources "
+                        "(tenant, id, type, version, created, display, doc, fdoc) "
+                        f"VALUES (?, ?, ?, ?, ?, ?, ?, {d.json_param}) ON CONFLICT DO NOTHING"
+                    ),
+                    (
+                        t,
+                        rid,
+                        rt.name,
+                        str(meta.get("version") or ""),
+                        str(meta.get("created") or ""),
+                        _display(doc),
+                        text,
+                        _dumps(fdoc),
+                    ),
+                )
+                if cur.rowcount != 1:
+                    raise UniquenessError(f"A resource with id {rid!r} already exists.")
+                self._write_indexes(conn, info, t, rid, None, (doc, fdoc))
+                self._count(conn, t, rt.name, 1)
+            return doc
+
+        return self._retrying(attempt)
 
     def create_many(
         self, tenant: str | None, rt: ResourceType, resources: Iterable[dict[str, Any]]
@@ -569,6 +578,18 @@ class SQLBackend:
                 self._count(conn, t, rt.name, len(rows))
         self._analyze(vacuum=True)
         return len(rows)
+
+    def _retrying(self, attempt: Callable[[], _T]) -> _T:
+        """Run one write transaction, again if the database aborted it to break a deadlock
+        (PostgreSQL detects lock cycles, e.g. two renames swapping two userNames, and
+        aborts one of them; run again, it either succeeds or meets a real conflict)."""
+        for n in range(1, _ATTEMPTS + 1):
+            try:
+                return attempt()
+            except Exception as exc:
+                if n == _ATTEMPTS or not self._dialect.is_retryable(exc):
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def _count(self, conn: Connection, tenant: str, type: str, delta: int) -> None:
         """Add ``delta`` to the number of ``type`` resources of ``tenant`` (``scim_counts``).
@@ -712,13 +733,17 @@ class SQLBackend:
     ) -> dict[str, Any]:
         info = self._info(rt)
         t = _tenant_key(tenant)
-        with self._tx(write=True) as conn:
-            current = self._load_for_update(conn, t, rt, id)
-            self._check_version(current, if_match)
-            new = change(json.loads(_dumps(current)))
-            if new is None:
-                return current
-            return self._store(conn, info, t, id, current, new)
+
+        def attempt() -> dict[str, Any]:
+            with self._tx(write=True) as conn:
+                current = self._load_for_update(conn, t, rt, id)
+                self._check_version(current, if_match)
+                new = change(json.loads(_dumps(current)))
+                if new is None:
+                    return current
+                return self._store(conn, info, t, id, current, new)
+
+        return self._retrying(attempt)
 
     def delete(
         self,
@@ -731,47 +756,55 @@ class SQLBackend:
         info = self._info(rt)
         t = _tenant_key(tenant)
         d = self._dialect
-        with self._tx(write=True) as conn:
-            current = self._load_for_update(conn, t, rt, id)
-            self._check_version(current, if_match)
-            conn.execute(d.sql("DELETE FROM scim_resources WHERE tenant = ? AND id = ?"), (t, id))
-            self._write_indexes(conn, info, t, id, (current, fold_document(rt, current)), None)
-            # RFC 7644 §3.6: "the service provider MUST NOT return the deleted resource"
-            # — nor as a member: leave every group in this same transaction.
-            group_ids = sorted(
-                r[0]
-                for r in conn.execute(
-                    d.sql("SELECT group_id FROM scim_members WHERE tenant = ? AND member_id = ?"),
-                    (t, id),
-                ).fetchall()
-            )
-            when = now()
-            for gid in group_ids:
-                row = conn.execute(
-                    d.sql(
-                        "SELECT type, doc FROM scim_resources WHERE tenant = ? AND id = ?"
-                        + d.for_update
-                    ),
-                    (t, gid),
-                ).fetchone()
-                if row is None:  # pragma: no cover - membership rows follow their group
-                    continue
-                ginfo = self._types.get(row[0])
-                group = json.loads(row[1])
-                if ginfo is None:  # pragma: no cover - a type this process does not serve
-                    continue
-                new = json.loads(row[1])
-                new["members"] = [
-                    m
-                    for m in new.get("members") or []
-                    if not (isinstance(m, dict) and m.get("value") == id)
-                ]
-                if not new["members"]:
-                    del new["members"]
-                touch(new, when)
-                self._store(conn, ginfo, t, gid, group, new)
-            self._count(conn, t, rt.name, -1)
-        return current
+
+        def attempt() -> dict[str, Any]:
+            with self._tx(write=True) as conn:
+                current = self._load_for_update(conn, t, rt, id)
+                self._check_version(current, if_match)
+                conn.execute(
+                    d.sql("DELETE FROM scim_resources WHERE tenant = ? AND id = ?"), (t, id)
+                )
+                self._write_indexes(conn, info, t, id, (current, fold_document(rt, current)), None)
+                # RFC 7644 §3.6: "the service provider MUST NOT return the deleted resource"
+                # — nor as a member: leave every group in this same transaction.
+                group_ids = sorted(
+                    r[0]
+                    for r in conn.execute(
+                        d.sql(
+                            "SELECT group_id FROM scim_members WHERE tenant = ? AND member_id = ?"
+                        ),
+                        (t, id),
+                    ).fetchall()
+                )
+                when = now()
+                for gid in group_ids:
+                    row = conn.execute(
+                        d.sql(
+                            "SELECT type, doc FROM scim_resources WHERE tenant = ? AND id = ?"
+                            + d.for_update
+                        ),
+                        (t, gid),
+                    ).fetchone()
+                    if row is None:  # pragma: no cover - membership rows follow their group
+                        continue
+                    ginfo = self._types.get(row[0])
+                    group = json.loads(row[1])
+                    if ginfo is None:  # pragma: no cover - a type this process does not serve
+                        continue
+                    new = json.loads(row[1])
+                    new["members"] = [
+                        m
+                        for m in new.get("members") or []
+                        if not (isinstance(m, dict) and m.get("value") == id)
+                    ]
+                    if not new["members"]:
+                        del new["members"]
+                    touch(new, when)
+                    self._store(conn, ginfo, t, gid, group, new)
+                self._count(conn, t, rt.name, -1)
+            return current
+
+        return self._retrying(attempt)
 
     def groups_of(
         self, tenant: str | None, member_ids: Iterable[str]

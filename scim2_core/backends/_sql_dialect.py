@@ -203,6 +203,10 @@ class Dialect:
     def is_integrity_error(self, exc: BaseException) -> bool:  # pragma: no cover
         raise NotImplementedError
 
+    def is_retryable(self, exc: BaseException) -> bool:
+        """Whether ``exc`` aborted a transaction that can simply run again."""
+        return False
+
     def plan_statistics(self, conn: Connection) -> None:
         """Give the query planner the shape of the data (see the SQLite override)."""
 
@@ -348,6 +352,10 @@ class PostgresDialect(Dialect):
 
     def is_integrity_error(self, exc: BaseException) -> bool:
         return isinstance(exc, self._psycopg.errors.IntegrityError)
+
+    def is_retryable(self, exc: BaseException) -> bool:
+        # 40P01 deadlock_detected, 40001 serialization_failure (Appendix A, error codes).
+        return getattr(exc, "sqlstate", None) in ("40P01", "40001")
 
 
 def open_dialect(

@@ -320,6 +320,39 @@ def test_twenty_threads_adding_members_lose_none(any_backend: SQLBackend) -> Non
     assert search_ids(any_backend, GROUP, 'members.value eq "m7"') == (1, ["g1"])
 
 
+@postgres
+def test_a_write_aborted_to_break_a_deadlock_runs_again(
+    postgres_url: str, postgres_schema: str
+) -> None:
+    # PostgreSQL aborts one transaction of a lock cycle (SQLSTATE 40P01, e.g. deleting a
+    # nested group while deleting one of its members); the write is run again, not failed.
+    import psycopg
+
+    with SQLBackend(postgres_url, schema=postgres_schema) as backend:
+        backend.bind(RESOURCE_TYPES)
+        backend.create(None, USER, user("u1", "alpha"))
+        calls: list[str] = []
+
+        def change(current: dict[str, Any]) -> None:
+            calls.append(current["meta"]["version"])
+            if len(calls) == 1:
+                raise psycopg.errors.DeadlockDetected("deadlock detected")
+            current["title"] = "Boss"
+
+        stored = backend.update(None, USER, "u1", bumped(change))
+        assert calls == ['W/"1"', 'W/"1"']  # the first attempt wrote nothing
+        assert stored["title"] == "Boss"
+        assert backend.get(None, USER, "u1") == stored
+
+        def refuse(current: dict[str, Any]) -> None:
+            calls.append("refused")
+            raise UniquenessError("taken")
+
+        with pytest.raises(UniquenessError):  # a real conflict is not retried
+            backend.update(None, USER, "u1", refuse)
+        assert calls.count("refused") == 1
+
+
 def _worker(url: str, worker: int, count: int) -> None:
     backend = SQLBackend(url)
     backend.bind(RESOURCE_TYPES)
