@@ -131,7 +131,9 @@ class ASGIApp:
                 ],
             }
         )
-        await send({"type": "http.response.body", "body": response["body"]})
+        # RFC 9110 §9.3.2: the server MUST NOT send content in the response to HEAD.
+        body = b"" if scope["method"] == "HEAD" else response["body"]
+        await send({"type": "http.response.body", "body": body})
 
 
 class PrefixMount:

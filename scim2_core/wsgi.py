@@ -131,4 +131,5 @@ class WSGIApp:
         except ValueError:
             reason = "Unknown"
         start_response(f"{status} {reason}", outgoing_headers(response))
-        return [response["body"]]
+        # RFC 9110 §9.3.2: the server MUST NOT send content in the response to HEAD.
+        return [b"" if environ["REQUEST_METHOD"] == "HEAD" else response["body"]]

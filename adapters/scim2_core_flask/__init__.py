@@ -31,7 +31,7 @@ from scim2_core.wsgi import read_body
 
 __all__ = ["flask_request", "scim_blueprint"]
 
-_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
+_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "TRACE"]
 
 
 def flask_request(req: Request, rest: str, *, limit: int) -> _types.Request | None:

@@ -45,12 +45,15 @@ requests = st.fixed_dictionaries(
 )
 
 
-def check(status: int, headers: dict[str, str], body: bytes) -> None:
+def check(method: str, status: int, headers: dict[str, str], body: bytes) -> None:
     assert 200 <= status < 600
     if status in (204, 304):
         assert body == b""
         return
     assert headers["content-type"].startswith("application/scim+json")
+    if method == "HEAD":  # RFC 9110 §9.3.2: no content; Content-Length is what GET would send
+        assert body == b""
+        return
     assert int(headers["content-length"]) == len(body)
     document = json.loads(body)
     assert document["schemas"]
@@ -87,7 +90,7 @@ def test_asgi_any_request(r: dict[str, Any]) -> None:
     asyncio.run(ASGI(scope, receive, send))  # type: ignore[arg-type]
     start, body = sent
     got = {k.decode(): v.decode() for k, v in start["headers"]}
-    check(start["status"], got, body["body"])
+    check(r["method"], start["status"], got, body["body"])
 
 
 @settings(max_examples=150, deadline=None)
@@ -108,4 +111,4 @@ def test_wsgi_any_request(r: dict[str, Any]) -> None:
     seen: list[tuple[str, list[tuple[str, str]]]] = []
     body = b"".join(WSGI(environ, lambda s, h, x=None: seen.append((s, h))))  # type: ignore[arg-type,func-returns-value]
     [(status, headers)] = seen
-    check(int(status.split()[0]), {k.lower(): v for k, v in headers}, body)
+    check(r["method"], int(status.split()[0]), {k.lower(): v for k, v in headers}, body)

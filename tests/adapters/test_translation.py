@@ -61,6 +61,16 @@ def test_path_and_query(adapter: str, target: str, path: str, query: dict[str, s
 
 
 @pytest.mark.parametrize("adapter", ADAPTERS)
+@pytest.mark.parametrize("method", ["HEAD", "OPTIONS", "TRACE", "PATCH", "DELETE"])
+def test_every_method_reaches_the_engine(adapter: str, method: str) -> None:
+    engine = EchoEngine()
+    reply = ADAPTERS[adapter](engine)(method, PREFIX + "/Users", {}, b"")
+    assert ([r["method"] for r in engine.requests], reply.status) == ([method], 200)
+    # RFC 9110 §9.3.2: no content in the response to HEAD.
+    assert reply.body == (b"" if method == "HEAD" else b'{"ok":true}')
+
+
+@pytest.mark.parametrize("adapter", ADAPTERS)
 def test_headers_and_body(adapter: str) -> None:
     engine = EchoEngine()
     body = '{"userName": "jørn"}'.encode()
@@ -234,6 +244,15 @@ def test_asgi_blocking_engine_leaves_the_event_loop_free() -> None:
 
     assert asyncio.run(asyncio.wait_for(both(), 10)) == [200, 200]
     assert [r["path"] for r in engine.requests] == ["/fast", "/slow"]
+
+
+def test_asgi_head_sends_no_content() -> None:
+    engine = EchoEngine()
+    sent, _ = run_asgi(ASGIApp(engine), http_scope(method="HEAD"), [{"type": "http.request"}])
+    assert engine.requests[0]["method"] == "HEAD"
+    assert sent[0]["status"] == 200
+    assert (b"content-length", b"11") in sent[0]["headers"]  # what GET would send
+    assert sent[1] == {"type": "http.response.body", "body": b""}
 
 
 def test_asgi_stops_reading_once_over_the_limit() -> None:
