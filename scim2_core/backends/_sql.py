@@ -15,6 +15,7 @@ import threading
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Final, TypeVar
 
 from .._errors import (
@@ -42,6 +43,14 @@ _CHUNK: Final = 500
 _ATTEMPTS: Final = 5
 
 _T = TypeVar("_T")
+
+#: How often a delete starts over when a group gained the resource as a member between
+#: the delete's first look at its groups and its lock on the resource (PostgreSQL).
+_DELETE_ATTEMPTS: Final = 8
+
+
+class _StartOver(Exception):
+    """Roll the transaction back and run it again (see :meth:`SQLBackend.delete`)."""
 
 
 def _tenant_key(tenant: str | None) -> str:
@@ -186,6 +195,7 @@ class SQLBackend:
         self._types: dict[str, _TypeInfo] = {}
         self._translator = Translator(self._dialect)
         self._bind_lock = threading.Lock()
+        self._confirmed = threading.local()
 
     # --- lifecycle --------------------------------------------------------------------
     def close(self) -> None:
@@ -395,9 +405,11 @@ class SQLBackend:
         rid: str,
         old: tuple[Mapping[str, Any], Mapping[str, Any]] | None,
         new: tuple[Mapping[str, Any], Mapping[str, Any]] | None,
+        confirmed: Collection[str] = (),
     ) -> None:
         """Write the difference of the index rows between ``old`` and ``new`` (each a
-        ``(doc, fdoc)`` pair, or None for "absent")."""
+        ``(doc, fdoc)`` pair, or None for "absent"). New members that ``confirmed`` says
+        existed and that are gone now are refused (:meth:`_check_new_members`)."""
         d = self._dialect
         name = info.rt.name
         o_u = self._uniques(info, tenant, old[0]) if old else set()
@@ -450,13 +462,77 @@ class SQLBackend:
                 "DELETE FROM scim_members WHERE tenant = ? AND group_id = ? AND member_id = ?",
                 gone,
             )
-        came = [(tenant, rid, m) for m in n_m - o_m]
+        came = [(tenant, rid, m) for m in sorted(n_m - o_m)]
         if came:
+            if confirmed:
+                self._check_new_members(conn, tenant, [m for _, _, m in came], confirmed)
             self._executemany(
                 conn,
                 "INSERT INTO scim_members (tenant, group_id, member_id) VALUES (?, ?, ?)",
                 came,
             )
+
+    def _check_new_members(
+        self, conn: Connection, tenant: str, ids: Sequence[str], confirmed: Collection[str]
+    ) -> None:
+        """Refuse new members deleted while this write was under way.
+
+        The engine checks that new members exist (:meth:`existing`) just before it writes;
+        a member deleted in between would be left dangling (its delete could not see this
+        uncommitted membership). Inside the transaction, the members that still exist are
+        locked (PostgreSQL ``FOR KEY SHARE``: a delete of one waits for this commit, then
+        finds and removes the membership); one that ``confirmed`` (the ids the last
+        :meth:`existing` call of this thread found) but that is gone now is refused with
+        400 ``invalidValue``, as if the delete had come first.
+        """
+        d = self._dialect
+        present: set[str] = set()
+        for start in range(0, len(ids), _CHUNK):
+            chunk = ids[start : start + _CHUNK]
+            marks = ", ".join("?" * len(chunk))
+            rows = conn.execute(
+                d.sql(
+                    f"SELECT id FROM scim_resources WHERE tenant = ? AND id IN ({marks}) "
+                    "ORDER BY id" + d.key_share
+                ),
+                [tenant, *chunk],
+            ).fetchall()
+            present.update(r[0] for r in rows)
+        gone = sorted(i for i in ids if i not in present and i in confirmed)
+        if gone:
+            shown = ", ".join(gone[:5]) + (" ..." if len(gone) > 5 else "")
+            raise InvalidValueError(f"Members do not exist: {shown}.")
+
+    def _take_confirmed(self, tenant: str) -> frozenset[str]:
+        """The ids this thread's last :meth:`existing` call found in ``tenant``, forgotten
+        by every write (so they describe the state the engine checked right before)."""
+        taken: tuple[str, frozenset[str]] | None = getattr(self._confirmed, "ids", None)
+        self._confirmed.ids = None
+        if taken is None or taken[0] != tenant:
+            return frozenset()
+        return taken[1]
+
+    def _group_ids(self, conn: Connection, tenant: str, member_id: str) -> list[str]:
+        d = self._dialect
+        rows = conn.execute(
+            d.sql("SELECT group_id FROM scim_members WHERE tenant = ? AND member_id = ?"),
+            (tenant, member_id),
+        ).fetchall()
+        return sorted(r[0] for r in rows)
+
+    def _lock_rows(self, conn: Connection, tenant: str, ids: Sequence[str]) -> None:
+        """Lock resources for update, in id order (PostgreSQL)."""
+        d = self._dialect
+        for start in range(0, len(ids), _CHUNK):
+            chunk = ids[start : start + _CHUNK]
+            marks = ", ".join("?" * len(chunk))
+            conn.execute(
+                d.sql(
+                    f"SELECT id FROM scim_resources WHERE tenant = ? AND id IN ({marks}) "
+                    "ORDER BY id" + d.for_update
+                ),
+                [tenant, *chunk],
+            ).fetchall()
 
     # --- Backend ----------------------------------------------------------------------
     def create(
@@ -473,6 +549,7 @@ class SQLBackend:
             raise ValueError("the engine must assign a string id before create()")
         meta = doc.get("meta") or {}
         d = self._dialect
+        confirmed = self._take_confirmed(t)
 
         def attempt() -> dict[str, Any]:
             with self._tx(write=True) as conn:
@@ -495,7 +572,7 @@ class SQLBackend:
                 )
                 if cur.rowcount != 1:
                     raise UniquenessError(f"A resource with id {rid!r} already exists.")
-                self._write_indexes(conn, info, t, rid, None, (doc, fdoc))
+                self._write_indexes(conn, info, t, rid, None, (doc, fdoc), confirmed)
                 self._count(conn, t, rt.name, 1)
             return doc
 
@@ -703,6 +780,7 @@ class SQLBackend:
         rid: str,
         old: dict[str, Any],
         new: dict[str, Any],
+        confirmed: Collection[str] = (),
     ) -> dict[str, Any]:
         d = self._dialect
         text = _dumps(new)
@@ -718,7 +796,7 @@ class SQLBackend:
             (str(meta.get("version") or ""), _display(doc), text, _dumps(fdoc), tenant, rid),
         )
         self._write_indexes(
-            conn, info, tenant, rid, (old, fold_document(info.rt, old)), (doc, fdoc)
+            conn, info, tenant, rid, (old, fold_document(info.rt, old)), (doc, fdoc), confirmed
         )
         return doc
 
@@ -733,6 +811,7 @@ class SQLBackend:
     ) -> dict[str, Any]:
         info = self._info(rt)
         t = _tenant_key(tenant)
+        confirmed = self._take_confirmed(t)
 
         def attempt() -> dict[str, Any]:
             with self._tx(write=True) as conn:
@@ -741,7 +820,7 @@ class SQLBackend:
                 new = change(json.loads(_dumps(current)))
                 if new is None:
                     return current
-                return self._store(conn, info, t, id, current, new)
+                return self._store(conn, info, t, id, current, new, confirmed)
 
         return self._retrying(attempt)
 
@@ -756,33 +835,46 @@ class SQLBackend:
         info = self._info(rt)
         t = _tenant_key(tenant)
         d = self._dialect
+        self._take_confirmed(t)
 
-        def attempt() -> dict[str, Any]:
+        def attempt(last: bool) -> dict[str, Any]:
             with self._tx(write=True) as conn:
-                current = self._load_for_update(conn, t, rt, id)
+                # Lock order, as in a group write adding a member: the groups, then the
+                # member. (PostgreSQL; SQLite admits one writer at a time anyway.)
+                group_ids = self._group_ids(conn, t, id)
+                if d.for_update and group_ids:
+                    self._lock_rows(conn, t, group_ids)
+                row = conn.execute(
+                    d.sql(
+                        "SELECT doc FROM scim_resources WHERE tenant = ? AND id = ? AND type = ?"
+                        + d.for_delete
+                    ),
+                    (t, id, rt.name),
+                ).fetchone()
+                if row is None:
+                    raise NotFoundError(f"{rt.name} {id!r} not found.")
+                current = _loads(row[0])
                 self._check_version(current, if_match)
+                if d.for_update:
+                    # A group that gained this member (and committed) between the first
+                    # look and the lock: start over, so that it is locked first too.
+                    latest = self._group_ids(conn, t, id)
+                    extra = sorted(set(latest) - set(group_ids))
+                    if extra and not last:
+                        raise _StartOver
+                    if extra:
+                        self._lock_rows(conn, t, extra)
+                    group_ids = latest
                 conn.execute(
                     d.sql("DELETE FROM scim_resources WHERE tenant = ? AND id = ?"), (t, id)
                 )
                 self._write_indexes(conn, info, t, id, (current, fold_document(rt, current)), None)
                 # RFC 7644 §3.6: "the service provider MUST NOT return the deleted resource"
                 # — nor as a member: leave every group in this same transaction.
-                group_ids = sorted(
-                    r[0]
-                    for r in conn.execute(
-                        d.sql(
-                            "SELECT group_id FROM scim_members WHERE tenant = ? AND member_id = ?"
-                        ),
-                        (t, id),
-                    ).fetchall()
-                )
                 when = now()
                 for gid in group_ids:
                     row = conn.execute(
-                        d.sql(
-                            "SELECT type, doc FROM scim_resources WHERE tenant = ? AND id = ?"
-                            + d.for_update
-                        ),
+                        d.sql("SELECT type, doc FROM scim_resources WHERE tenant = ? AND id = ?"),
                         (t, gid),
                     ).fetchone()
                     if row is None:  # pragma: no cover - membership rows follow their group
@@ -804,7 +896,12 @@ class SQLBackend:
                 self._count(conn, t, rt.name, -1)
             return current
 
-        return self._retrying(attempt)
+        for n in range(1, _DELETE_ATTEMPTS + 1):
+            try:
+                return self._retrying(partial(attempt, n == _DELETE_ATTEMPTS))
+            except _StartOver:
+                continue
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def groups_of(
         self, tenant: str | None, member_ids: Iterable[str]
@@ -853,6 +950,8 @@ class SQLBackend:
                     [t, *chunk],
                 ).fetchall()
                 out.update(dict(rows))
+        # Remembered for this thread's next write (see _check_new_members).
+        self._confirmed.ids = (t, frozenset(out))
         return out
 
 

@@ -126,8 +126,14 @@ class Dialect:
     json_param: str = "?"
     begin_write: str = "BEGIN"
     begin_read: str = "BEGIN"
-    #: Appended to the SELECT that loads a row an update or delete is about to change.
+    #: Appended to the SELECT that loads a row an update is about to change.
     for_update: str = ""
+    #: Appended to the SELECT that loads a row a delete is about to remove.
+    for_delete: str = ""
+    #: Appended to the SELECT that checks that new group members exist: it holds them until
+    #: COMMIT, so a concurrent delete of a member either finished before (the member is
+    #: gone) or waits for this commit (and then finds and removes the membership).
+    key_share: str = ""
     #: Collation giving code point order for strings (Python's ``str`` order).
     collate: str = ""
     #: Whether ``:memory:``-style single shared connection mode is on (then a lock serialises).
@@ -305,7 +311,12 @@ class PostgresDialect(Dialect):
     json_param = "CAST(? AS JSONB)"
     begin_write = "BEGIN"
     begin_read = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
-    for_update = " FOR UPDATE"
+    # Row lock levels ("Row-Level Locks"): FOR NO KEY UPDATE (an update) does not conflict
+    # with FOR KEY SHARE (a group adding this resource as a member); FOR UPDATE (a delete)
+    # does. SQLite needs none: BEGIN IMMEDIATE admits one writer at a time.
+    for_update = " FOR NO KEY UPDATE"
+    for_delete = " FOR UPDATE"
+    key_share = " FOR KEY SHARE"
     count_slots = 16
     collate = ' COLLATE "C"'
     # A transaction-level advisory lock (released at COMMIT/ROLLBACK); the key is a fixed

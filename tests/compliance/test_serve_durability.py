@@ -270,6 +270,33 @@ def test_concurrent_member_adds_lose_none(serve: Callable[..., Served]) -> None:
         c.close()
 
 
+def test_member_added_while_being_deleted_never_dangles(serve: Callable[..., Served]) -> None:
+    # A user deleted while a group adds it: either order is fine, but afterwards the group
+    # never lists a member that does not exist, and User.groups agrees with Group.members.
+    servers = [serve(), serve()]
+    clients = [http(s) for s in servers]
+    gid = clients[0].post("/Groups", json={"schemas": [GROUP_SCHEMA], "displayName": "G"})
+    gid = gid.json()["id"]
+    for round in range(4):
+        ids = [
+            clients[0].post("/Users", json=new_user(f"d{round}-{i}")).json()["id"] for i in range(6)
+        ]
+
+        def act(c: httpx.Client, i: int, ids: list[str] = ids) -> int:
+            uid = ids[i // 2]
+            if i % 2:
+                return c.delete(f"/Users/{uid}").status_code
+            return c.patch(f"/Groups/{gid}", json=add_member(uid)).status_code
+
+        statuses = race(clients, 2 * len(ids), act)
+        assert set(statuses) <= {200, 204, 400}, statuses
+        group = clients[1].get(f"/Groups/{gid}").json()
+        assert not {m["value"] for m in group.get("members", [])} & set(ids)
+    assert_consistent(clients[0])
+    for c in clients:
+        c.close()
+
+
 def test_concurrent_if_match_writes_exactly_one_wins(serve: Callable[..., Served]) -> None:
     servers = [serve(), serve()]
     clients = [http(s) for s in servers]
