@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from ._errors import (
+    ERROR_SCHEMA_URN,
     ConflictError,
     InvalidSyntaxError,
     InvalidValueError,
@@ -30,7 +31,6 @@ __all__ = ["BULK_REQUEST_URN", "BULK_RESPONSE_URN", "run_bulk"]
 
 BULK_REQUEST_URN: Final = "urn:ietf:params:scim:api:messages:2.0:BulkRequest"
 BULK_RESPONSE_URN: Final = "urn:ietf:params:scim:api:messages:2.0:BulkResponse"
-_ERROR_URN: Final = "urn:ietf:params:scim:api:messages:2.0:Error"
 _METHODS: Final = frozenset(("POST", "PUT", "PATCH", "DELETE"))
 #: ``bulkId:<id>`` inside a string: a whole value, a path segment, or a quoted filter value.
 _REFERENCE: Final = re.compile(r"bulkId:([^\s\"'/\[\]]+)")
@@ -347,7 +347,7 @@ def _json_body(body: bytes) -> Any:
 
 
 def _error_body(status: int, scim_type: str | None, detail: str) -> dict[str, Any]:
-    out: dict[str, Any] = {"schemas": [_ERROR_URN], "status": str(status)}
+    out: dict[str, Any] = {"schemas": [ERROR_SCHEMA_URN], "status": str(status)}
     if scim_type:
         out["scimType"] = scim_type
     out["detail"] = detail
@@ -363,5 +363,5 @@ def _error_result(
     if op.method not in ("", "POST") and op.path:
         result["location"] = f"{base_url}{path or op.path}"
     result["status"] = str(exc.status)
-    result["response"] = _error_body(exc.status, exc.scim_type, exc.detail)
+    result["response"] = exc.to_dict()
     return result

@@ -61,7 +61,6 @@ logger = logging.getLogger("scim2_core")
 
 SCIM_JSON: Final = "application/scim+json"
 LIST_RESPONSE: Final = "urn:ietf:params:scim:api:messages:2.0:ListResponse"
-ERROR_URN: Final = "urn:ietf:params:scim:api:messages:2.0:Error"
 SEARCH_REQUEST: Final = "urn:ietf:params:scim:api:messages:2.0:SearchRequest"
 BULK_REQUEST: Final = "urn:ietf:params:scim:api:messages:2.0:BulkRequest"
 
@@ -243,6 +242,11 @@ class Engine:
         try:
             ctx = self._decode(request)
             self._authenticate(ctx, request)
+            if ctx.method == "HEAD":
+                # RFC 9110 §9.3.2: HEAD is GET without the content. The response keeps the
+                # body so the transport can send GET's Content-Length; the adapters (and any
+                # HTTP server) drop the content itself.
+                ctx.method = "GET"
             return self._route(ctx)
         except ScimError as exc:
             return self._error_response(exc)
@@ -251,12 +255,8 @@ class Engine:
             return self._error_response(InternalError())
 
     def _error_response(self, exc: ScimError) -> Response:
-        body: dict[str, Any] = {"schemas": [ERROR_URN], "status": str(exc.status)}
-        if exc.scim_type:
-            body["scimType"] = exc.scim_type
-        body["detail"] = exc.detail
         headers = {"Content-Type": SCIM_JSON, **exc.headers}
-        return {"status": exc.status, "headers": headers, "body": _encode(body)}
+        return {"status": exc.status, "headers": headers, "body": _encode(exc.to_dict())}
 
     # -- request decoding ------------------------------------------------------------------
 

@@ -44,6 +44,10 @@ __all__ = [
 ]
 
 
+#: RFC 7644 §3.12: the schema of every error body.
+ERROR_SCHEMA_URN = "urn:ietf:params:scim:api:messages:2.0:Error"
+
+
 class ScimError(Exception):
     """The root of every error a client request can cause.
 
@@ -63,6 +67,15 @@ class ScimError(Exception):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.detail!r})"
+
+    def to_dict(self) -> dict[str, object]:
+        """The SCIM Error body (RFC 7644 §3.12): the Error schema, ``status`` as a string,
+        ``scimType`` where Table 9 defines one, and ``detail``."""
+        body: dict[str, object] = {"schemas": [ERROR_SCHEMA_URN], "status": str(self.status)}
+        if self.scim_type:
+            body["scimType"] = self.scim_type
+        body["detail"] = self.detail
+        return body
 
 
 class InvalidFilterError(ScimError):
@@ -232,6 +245,13 @@ class MethodNotAllowedError(ScimError):
     default_detail = "Method not allowed."
 
     def __init__(self, allowed: list[str], detail: str | None = None):
+        if "GET" in allowed and "HEAD" not in allowed:
+            # RFC 9110 §9.3.2: HEAD is served wherever GET is.
+            allowed = [
+                *allowed[: allowed.index("GET") + 1],
+                "HEAD",
+                *allowed[allowed.index("GET") + 1 :],
+            ]
         super().__init__(detail, headers={"Allow": ", ".join(allowed)})
         self.allowed = allowed
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any, Protocol
+from typing import Protocol
 from urllib.parse import parse_qsl, quote
 
-from ._errors import PayloadTooLargeError, ScimError
+from ._errors import ERROR_SCHEMA_URN, PayloadTooLargeError, ScimError
 from ._options import Options
 from ._types import Request, Response
 
@@ -31,7 +31,7 @@ __all__ = [
     "split_mount",
 ]
 
-ERROR_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:Error"
+ERROR_SCHEMA = ERROR_SCHEMA_URN
 
 
 class EngineLike(Protocol):
@@ -105,14 +105,10 @@ def error_response(error: ScimError) -> Response:
     schema, ``status`` as a string, ``scimType`` where Table 9 defines one and ``detail``;
     ``error.headers`` (``WWW-Authenticate``, ``Allow``) are added to the response.
     """
-    body: dict[str, Any] = {"schemas": [ERROR_SCHEMA], "status": str(error.status)}
-    if error.scim_type:
-        body["scimType"] = error.scim_type
-    body["detail"] = error.detail
     return {
         "status": error.status,
         "headers": {"Content-Type": "application/scim+json", **error.headers},
-        "body": json.dumps(body, separators=(",", ":")).encode("ascii"),
+        "body": json.dumps(error.to_dict(), separators=(",", ":")).encode("ascii"),
     }
 
 

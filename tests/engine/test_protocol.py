@@ -17,14 +17,14 @@ from tests.helpers import GROUP, USER, assert_error, call, create_user, make_eng
 @pytest.mark.parametrize(
     ("method", "path", "status", "allow"),
     [
-        ("POST", "/", 405, "GET"),
+        ("POST", "/", 405, "GET, HEAD"),
         ("GET", "/Nope", 404, None),
         ("GET", "/Users/a/b", 404, None),
-        ("DELETE", "/Users", 405, "GET, POST"),
-        ("POST", "/Users/abc", 405, "GET, PUT, PATCH, DELETE"),
+        ("DELETE", "/Users", 405, "GET, HEAD, POST"),
+        ("POST", "/Users/abc", 405, "GET, HEAD, PUT, PATCH, DELETE"),
         ("GET", "/Users/.search", 405, "POST"),
         ("GET", "/.search", 405, "POST"),
-        ("POST", "/ServiceProviderConfig", 405, "GET"),
+        ("POST", "/ServiceProviderConfig", 405, "GET, HEAD"),
         ("GET", "/Bulk", 405, "POST"),
     ],
 )
@@ -231,3 +231,19 @@ def test_unexpected_errors_become_logged_500(caplog: pytest.LogCaptureFixture) -
     assert_error(result, 500)
     assert "boom" not in result.json["detail"]
     assert "boom" in caplog.text
+
+
+def test_head_answers_as_get_would() -> None:
+    # RFC 9110 §9.3.2: HEAD is GET without the content; the transport drops the body.
+    engine = make_engine()
+    created = call(
+        engine,
+        "POST",
+        "/Users",
+        {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "h"},
+    )
+    path = "/Users/" + created.json["id"]
+    head, get = call(engine, "HEAD", path), call(engine, "GET", path)
+    assert (head.status, head.headers["ETag"]) == (200, get.headers["ETag"])
+    assert call(engine, "HEAD", "/Users/nope").status == 404
+    assert call(engine, "HEAD", "/Bulk").headers["Allow"] == "POST"
