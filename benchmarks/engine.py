@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/engine.py            # 1k, 10k and 100k users
     .venv/bin/python benchmarks/engine.py --sizes 1000 --seconds 0.5
+    .venv/bin/python benchmarks/engine.py --backend sqlite      # scim2-core on a SQLite file
 
 For each directory size it loads the same users into scim2-core (``Engine(MemoryBackend())``)
 and scim2-server 0.8.3 (its ``ScimHandler`` over its ``InMemoryStorage``, the published
@@ -26,11 +27,14 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import os
 import random
 import statistics
 import sys
+import tempfile
 import time
 import tracemalloc
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -38,7 +42,9 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from scim2_core import Engine
-from scim2_core.backends import MemoryBackend
+from scim2_core.backends import Backend, MemoryBackend, SQLBackend
+
+POSTGRES = os.environ.get("SCIM2_CORE_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 
 USER_URN = "urn:ietf:params:scim:schemas:core:2.0:User"
 BASE = "https://example.com/scim/v2"
@@ -58,8 +64,8 @@ def make_user(i: int) -> dict[str, Any]:
 class Ours:
     name = "scim2-core"
 
-    def __init__(self) -> None:
-        self.engine = Engine(MemoryBackend())
+    def __init__(self, backend: Backend | None = None) -> None:
+        self.engine = Engine(backend if backend is not None else MemoryBackend())
 
     def create(self, body: dict[str, Any]) -> str:
         r = self.engine.handle({"method": "POST", "path": "/Users", "body": body, "base_url": BASE})
@@ -134,6 +140,12 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=1.0, help="measuring time per case")
     parser.add_argument("--skip-theirs-above", type=int, default=100000)
     parser.add_argument(
+        "--backend",
+        choices=["memory", "sqlite", "postgresql"],
+        default="memory",
+        help="scim2-core's storage (scim2-server always runs in memory)",
+    )
+    parser.add_argument(
         "--memory-users", type=int, default=10000, help="users loaded for the memory row (0: skip)"
     )
     args = parser.parse_args()
@@ -143,7 +155,7 @@ def main() -> None:
     )
     eq_times: dict[int, float] = {}
     for size in args.sizes:
-        sides: list[Any] = [Ours()]
+        sides: list[Any] = [Ours(open_backend(args.backend, size))]
         if size <= args.skip_theirs_above:
             sides.append(Theirs())
         ids: dict[str, list[str]] = {s.name: [] for s in sides}
@@ -187,7 +199,10 @@ def main() -> None:
             print(f"{size:>7} {label:<22} {ours:17,.0f} {theirs_text} {ratio}")
             if label == "userName eq":
                 eq_times[size] = 1e6 / ours
+        close = getattr(sides[0].engine.backend, "close", None)
         del sides
+        if close is not None:
+            close()
         gc.collect()
     if len(eq_times) > 1:
         sizes = sorted(eq_times)
@@ -196,8 +211,32 @@ def main() -> None:
             f"userName eq latency {eq_times[sizes[0]]:.1f} µs at {sizes[0]} users, "
             f"{eq_times[sizes[-1]]:.1f} µs at {sizes[-1]} users ({flat:.2f}x)"
         )
-    if args.memory_users:
+    if args.memory_users and args.backend == "memory":
         memory(args.memory_users)
+
+
+def open_backend(kind: str, size: int) -> Backend:
+    """scim2-core's storage for one run: SQLite opens with synchronous=NORMAL (in WAL mode, no
+    fsync per commit) so that loading 100k users through ``handle`` is quick; PostgreSQL runs in a
+    fresh schema, dropped at the end. What is measured afterwards only reads."""
+    if kind == "memory":
+        return MemoryBackend()
+    if kind == "sqlite":
+        folder = tempfile.mkdtemp(prefix="scim2core-bench-")
+        return SQLBackend(f"sqlite:///{folder}/bench-{size}.db", synchronous="NORMAL")
+    import psycopg
+
+    schema = f"scim_bench_{uuid.uuid4().hex[:12]}"
+    backend = SQLBackend(POSTGRES, schema=schema)
+    original_close = backend.close
+
+    def close() -> None:
+        original_close()
+        with psycopg.connect(POSTGRES, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+    backend.close = close  # type: ignore[method-assign]
+    return backend
 
 
 def memory(size: int) -> None:
