@@ -8,13 +8,7 @@ user would run it: the command line, a bearer token, uvicorn.
 
 from __future__ import annotations
 
-import signal
-import socket
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx2
@@ -22,49 +16,13 @@ import pytest
 from scim2_client.engines.httpx2 import SyncSCIMClient
 from scim2_models import PatchOp, PatchOperation, SearchRequest
 from scim2_tester import Status, check_server
-
-TOKEN = "compliance-token-0123456789abcdef"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path}/scim.db"
-    url: str = request.getfixturevalue("postgres_database")
-    return url
+from served import TOKEN, Served
 
 
 @pytest.fixture
-def served(db_url: str, tmp_path: Path) -> Iterator[str]:
-    """``scim2-core serve`` on a free port; yields its SCIM base URL, stops it as Ctrl-C would."""
-    port = free_port()
-    command = [sys.executable, "-m", "scim2_core", "serve", "--port", str(port)]
-    command += ["--db", db_url, "--token", TOKEN, "--log-level", "warning"]
-    log = (tmp_path / "serve.log").open("w")
-    with subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path) as proc:
-        try:
-            deadline = time.monotonic() + 30
-            while True:
-                assert proc.poll() is None, (tmp_path / "serve.log").read_text()
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                    break
-                except OSError:
-                    assert time.monotonic() < deadline, "scim2-core serve did not start"
-                    time.sleep(0.05)
-            yield f"http://127.0.0.1:{port}/scim/v2"
-        finally:
-            proc.send_signal(signal.SIGINT)
-            code = proc.wait(15)
-            log.close()
-    assert code == 0, (tmp_path / "serve.log").read_text()
+def served(serve: Callable[..., Served]) -> str:
+    """``scim2-core serve`` on the test's database; its SCIM base URL."""
+    return serve().base
 
 
 @pytest.fixture
