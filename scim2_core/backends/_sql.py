@@ -547,7 +547,6 @@ class SQLBackend:
         rid = doc.get("id")
         if not isinstance(rid, str) or not rid:
             raise ValueError("the engine must assign a string id before create()")
-        meta = doc.get("meta") or {}
         d = self._dialect
         confirmed = self._take_confirmed(t)
 
@@ -559,16 +558,7 @@ class SQLBackend:
                         "(tenant, id, type, version, created, display, doc, fdoc) "
                         f"VALUES (?, ?, ?, ?, ?, ?, ?, {d.json_param}) ON CONFLICT DO NOTHING"
                     ),
-                    (
-                        t,
-                        rid,
-                        rt.name,
-                        str(meta.get("version") or ""),
-                        str(meta.get("created") or ""),
-                        _display(doc),
-                        text,
-                        _dumps(fdoc),
-                    ),
+                    _resource_row(t, rid, rt, doc, text, fdoc),
                 )
                 if cur.rowcount != 1:
                     raise UniquenessError(f"A resource with id {rid!r} already exists.")
@@ -603,19 +593,7 @@ class SQLBackend:
             rid = doc.get("id")
             if not isinstance(rid, str) or not rid:
                 raise ValueError("every resource needs a string id")
-            meta = doc.get("meta") or {}
-            rows.append(
-                (
-                    t,
-                    rid,
-                    rt.name,
-                    str(meta.get("version") or ""),
-                    str(meta.get("created") or ""),
-                    _display(doc),
-                    text,
-                    _dumps(fdoc),
-                )
-            )
+            rows.append(_resource_row(t, rid, rt, doc, text, fdoc))
             uniques.extend((s, rt.name, k, v, t, rid) for s, k, v in self._uniques(info, t, doc))
             lookups.extend((t, rt.name, k, v, rid) for k, v in self._lookups(info, fdoc))
             members.extend((t, rid, m) for m in self._members(info, doc))
@@ -953,6 +931,24 @@ class SQLBackend:
         # Remembered for this thread's next write (see _check_new_members).
         self._confirmed.ids = (t, frozenset(out))
         return out
+
+
+def _resource_row(
+    tenant: str, rid: str, rt: ResourceType, doc: Mapping[str, Any], text: str, fdoc: Any
+) -> tuple[Any, ...]:
+    """The ``scim_resources`` columns (tenant, id, type, version, created, display, doc,
+    fdoc) of a new resource."""
+    meta = doc.get("meta") or {}
+    return (
+        tenant,
+        rid,
+        rt.name,
+        str(meta.get("version") or ""),
+        str(meta.get("created") or ""),
+        _display(doc),
+        text,
+        _dumps(fdoc),
+    )
 
 
 def _display(doc: Mapping[str, Any]) -> str | None:
