@@ -46,3 +46,20 @@ def test_the_readme_example_runs() -> None:
     )
     assert response["status"] == 201
     assert response["headers"]["Location"].startswith("https://example.com/scim/v2/Users/")
+
+
+def test_the_readme_example_runs_as_printed() -> None:
+    import contextlib
+    import io
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    example = re.findall(r"```python\n(.*?)```", readme, re.S)[0]
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        exec(compile(example, "README.md", "exec"), {})
+    status, location, body = out.getvalue().splitlines()
+    assert status == "201"
+    assert location.startswith("https://example.com/scim/v2/Users/")
+    assert '"totalResults":1' in body and '"userName":"bjensen"' in body
