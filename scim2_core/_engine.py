@@ -987,7 +987,9 @@ class Engine:
         """Resource type of each referenced member; 400 invalidValue if one does not exist.
 
         RFC 7643 §4.2: members "value: Identifier of the member of this Group"; a member
-        must be a resource of this service provider.
+        must be a resource of this service provider. The write passes the ids found as
+        ``members=`` to the backend, which checks them again atomically with the write (a
+        member deleted in between is refused, not left dangling).
         """
         wanted = sorted({v for v in values if isinstance(v, str)})
         if not wanted:
@@ -1076,7 +1078,9 @@ class Engine:
             "lastModified": stamp,
             "version": first_version(),
         }
-        stored = self.backend.create(ctx.tenant, rt, resource)
+        # The backend checks the new members again atomically with the write: one deleted
+        # since existing() answered is refused rather than left dangling.
+        stored = self.backend.create(ctx.tenant, rt, resource, members=member_types.keys())
         self._emit(
             ChangeEvent("created", rt.name, rid, ctx.tenant, None, _copy(stored), ctx.principal)
         )
@@ -1103,7 +1107,14 @@ class Engine:
             new["meta"]["version"] = next_version(new["meta"].get("version"))
             return new
 
-        stored = self.backend.update(ctx.tenant, rt, rid, change, if_match=self._if_match(ctx))
+        stored = self.backend.update(
+            ctx.tenant,
+            rt,
+            rid,
+            change,
+            if_match=self._if_match(ctx),
+            members=member_types.keys(),
+        )
         if "before" in captured and stored.get("meta") != captured["before"].get("meta"):
             self._emit(
                 ChangeEvent(
@@ -1155,7 +1166,14 @@ class Engine:
             new["meta"] = meta
             return new
 
-        stored = self.backend.update(ctx.tenant, rt, rid, change, if_match=self._if_match(ctx))
+        stored = self.backend.update(
+            ctx.tenant,
+            rt,
+            rid,
+            change,
+            if_match=self._if_match(ctx),
+            members=member_types.keys(),
+        )
         if "before" in captured and stored.get("meta") != captured["before"].get("meta"):
             self._emit(
                 ChangeEvent(

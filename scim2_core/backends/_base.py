@@ -7,8 +7,10 @@ storage, and exactly the parts that must be atomic with storage:
   attribute's ``caseExact`` rule;
 * compare-and-set on ``meta.version`` (RFC 7644 §3.14 ``If-Match``), checked in the same
   transaction as the write;
-* group membership: removing a deleted resource from every ``members`` list in the same
-  transaction, and answering "which groups contain this member" for ``User.groups``.
+* group membership: refusing a new member (the ``members`` argument of ``create`` and
+  ``update``) that no longer exists, removing a deleted resource from every ``members``
+  list in the same transaction, and answering "which groups contain this member" for
+  ``User.groups``.
 
 Backends receive the *bound* filter AST (canonical attribute names; see
 :func:`scim2_core.filter.bind`), the sort attribute and the paging window, so a database can
@@ -103,7 +105,12 @@ class Backend(Protocol):
         ...
 
     def create(
-        self, tenant: str | None, rt: ResourceType, resource: dict[str, Any]
+        self,
+        tenant: str | None,
+        rt: ResourceType,
+        resource: dict[str, Any],
+        *,
+        members: Collection[str] = (),
     ) -> dict[str, Any]:
         """Store a new resource and return it as stored.
 
@@ -111,6 +118,14 @@ class Backend(Protocol):
         :class:`~scim2_core.UniquenessError` (409) if a ``uniqueness: server|global``
         attribute value is taken within the tenant (``global``: across tenants too),
         comparing case-insensitively unless the attribute is caseExact.
+
+        ``members``: ids the write adds as group members; each must exist in the tenant at
+        the moment of the write, inside the same transaction/lock, else raise
+        :class:`~scim2_core.InvalidValueError` (400 ``invalidValue``) naming them and store
+        nothing. Ids that ``resource`` does not list as members are not checked. The
+        default ``()`` checks nothing. (The engine passes the new members it has just
+        checked with :meth:`existing`, so that a delete in between cannot leave a
+        dangling member; RFC 7643 §4.2.)
         """
         ...
 
@@ -136,6 +151,7 @@ class Backend(Protocol):
         change: Change,
         *,
         if_match: Collection[str] | None = None,
+        members: Collection[str] = (),
     ) -> dict[str, Any]:
         """Atomically read, change and write one resource; return it as stored after.
 
@@ -144,9 +160,15 @@ class Backend(Protocol):
            :class:`~scim2_core.PreconditionFailedError` (412).
         3. Call ``change`` with a private copy; None means "unchanged": return the stored
            resource untouched. An exception from ``change`` propagates, nothing written.
-        4. Write the result, enforcing uniqueness as :meth:`create` does.
+        4. ``members``: ids the write adds as group members; each must exist in the tenant
+           at the moment of the write, inside the same transaction/lock, else raise
+           :class:`~scim2_core.InvalidValueError` (400 ``invalidValue``) naming them, and
+           write nothing. Only ids that the result lists as members and the stored
+           resource did not are checked (a current member exists: :meth:`delete` removes
+           it from every group). The default ``()`` checks nothing.
+        5. Write the result, enforcing uniqueness as :meth:`create` does.
 
-        Steps 1–4 form one transaction: no concurrent ``update`` or ``delete`` of the same
+        Steps 1–5 form one transaction: no concurrent ``update`` or ``delete`` of the same
         resource interleaves (so concurrent PATCHes adding members to one Group all
         survive). A backend should write only what changed (e.g. the membership rows
         added or removed), not rewrite a 10k-member group.
@@ -186,6 +208,8 @@ class Backend(Protocol):
     def existing(self, tenant: str | None, ids: Iterable[str]) -> Mapping[str, str]:
         """Which of ``ids`` exist in this tenant: ``{id: resource type name}``.
 
-        Used to check that new group members exist (400 ``invalidValue`` otherwise).
+        Used to check that new group members exist (400 ``invalidValue`` otherwise); the
+        ids it found are then passed as ``members`` to :meth:`create` or :meth:`update`,
+        which check them again atomically with the write.
         """
         ...

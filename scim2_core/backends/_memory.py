@@ -25,7 +25,12 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 
-from .._errors import NotFoundError, PreconditionFailedError, UniquenessError
+from .._errors import (
+    InvalidValueError,
+    NotFoundError,
+    PreconditionFailedError,
+    UniquenessError,
+)
 from .._meta import now, touch
 from .._schema import Attribute, AttrRef, ResourceType
 from ..filter import Predicate, compile_filter, sort_key
@@ -261,13 +266,20 @@ class MemoryBackend:
                 self._specs[rt.name] = _spec_for(rt)
 
     def create(
-        self, tenant: str | None, rt: ResourceType, resource: dict[str, Any]
+        self,
+        tenant: str | None,
+        rt: ResourceType,
+        resource: dict[str, Any],
+        *,
+        members: Collection[str] = (),
     ) -> dict[str, Any]:
         stored = _copy(resource)
         id = stored["id"]
         with self._lock:
             spec = self._spec(rt)
             state = self._tenants.get(tenant)
+            if members and spec.has_members:
+                _check_members(state, members, _member_ids(stored))
             if state is None:
                 state = self._tenants[tenant] = _Tenant()
             # RFC 7643 §3.1 "id": "Each representation of the resource MUST include a
@@ -325,6 +337,7 @@ class MemoryBackend:
         change: Change,
         *,
         if_match: Collection[str] | None = None,
+        members: Collection[str] = (),
     ) -> dict[str, Any]:
         with self._lock:
             state, store, old = self._load(tenant, rt, id)
@@ -338,6 +351,8 @@ class MemoryBackend:
             stored = _copy(new)
             stored["id"] = id
             spec = self._spec(rt)
+            if members and spec.has_members:
+                _check_members(state, members, _member_ids(stored) - _member_ids(old))
             new_keys = {path: ix.keys(stored) for path, ix in spec.indexes.items()}
             self._check_unique(tenant, rt, spec, store, id, new_keys)
             for path, keys in new_keys.items():
@@ -620,6 +635,16 @@ def _remove_sorted(order: list[tuple[str, str]], item: tuple[str, str]) -> None:
     at = bisect.bisect_left(order, item)
     if at < len(order) and order[at] == item:
         del order[at]
+
+
+def _check_members(state: _Tenant | None, members: Collection[str], added: set[Any]) -> None:
+    """Refuse the ids of ``members`` that the write adds but that do not exist (RFC 7643
+    §4.2); called under the lock, before anything is written."""
+    kinds = state.kinds if state is not None else {}
+    missing = sorted(i for i in set(members) if i in added and i not in kinds)
+    if missing:
+        shown = ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")
+        raise InvalidValueError(f"Members do not exist: {shown}.")
 
 
 def _check_version(row: Mapping[str, Any], if_match: Collection[str] | None) -> None:

@@ -195,7 +195,6 @@ class SQLBackend:
         self._types: dict[str, _TypeInfo] = {}
         self._translator = Translator(self._dialect)
         self._bind_lock = threading.Lock()
-        self._confirmed = threading.local()
 
     # --- lifecycle --------------------------------------------------------------------
     def close(self) -> None:
@@ -405,11 +404,11 @@ class SQLBackend:
         rid: str,
         old: tuple[Mapping[str, Any], Mapping[str, Any]] | None,
         new: tuple[Mapping[str, Any], Mapping[str, Any]] | None,
-        confirmed: Collection[str] = (),
+        members: Collection[str] = (),
     ) -> None:
         """Write the difference of the index rows between ``old`` and ``new`` (each a
-        ``(doc, fdoc)`` pair, or None for "absent"). New members that ``confirmed`` says
-        existed and that are gone now are refused (:meth:`_check_new_members`)."""
+        ``(doc, fdoc)`` pair, or None for "absent"). New members listed in ``members`` that
+        do not exist are refused (:meth:`_check_new_members`)."""
         d = self._dialect
         name = info.rt.name
         o_u = self._uniques(info, tenant, old[0]) if old else set()
@@ -464,8 +463,8 @@ class SQLBackend:
             )
         came = [(tenant, rid, m) for m in sorted(n_m - o_m)]
         if came:
-            if confirmed:
-                self._check_new_members(conn, tenant, [m for _, _, m in came], confirmed)
+            if members:
+                self._check_new_members(conn, tenant, [m for _, _, m in came], members)
             self._executemany(
                 conn,
                 "INSERT INTO scim_members (tenant, group_id, member_id) VALUES (?, ?, ?)",
@@ -473,17 +472,17 @@ class SQLBackend:
             )
 
     def _check_new_members(
-        self, conn: Connection, tenant: str, ids: Sequence[str], confirmed: Collection[str]
+        self, conn: Connection, tenant: str, ids: Sequence[str], members: Collection[str]
     ) -> None:
-        """Refuse new members deleted while this write was under way.
+        """Refuse new members that do not exist, e.g. deleted while this write was under way.
 
-        The engine checks that new members exist (:meth:`existing`) just before it writes;
-        a member deleted in between would be left dangling (its delete could not see this
-        uncommitted membership). Inside the transaction, the members that still exist are
-        locked (PostgreSQL ``FOR KEY SHARE``: a delete of one waits for this commit, then
-        finds and removes the membership); one that ``confirmed`` (the ids the last
-        :meth:`existing` call of this thread found) but that is gone now is refused with
-        400 ``invalidValue``, as if the delete had come first.
+        The engine checks that new members exist (:meth:`existing`) just before it writes
+        and passes them as ``members``; a member deleted in between would be left dangling
+        (its delete could not see this uncommitted membership). Inside the transaction, the
+        new members (``ids``) that still exist are locked (PostgreSQL ``FOR KEY SHARE``: a
+        delete of one waits for this commit, then finds and removes the membership); one
+        in ``members`` that is gone now is refused with 400 ``invalidValue``, as if the
+        delete had come first.
         """
         d = self._dialect
         present: set[str] = set()
@@ -498,19 +497,10 @@ class SQLBackend:
                 [tenant, *chunk],
             ).fetchall()
             present.update(r[0] for r in rows)
-        gone = sorted(i for i in ids if i not in present and i in confirmed)
+        gone = sorted(i for i in ids if i not in present and i in members)
         if gone:
             shown = ", ".join(gone[:5]) + (" ..." if len(gone) > 5 else "")
             raise InvalidValueError(f"Members do not exist: {shown}.")
-
-    def _take_confirmed(self, tenant: str) -> frozenset[str]:
-        """The ids this thread's last :meth:`existing` call found in ``tenant``, forgotten
-        by every write (so they describe the state the engine checked right before)."""
-        taken: tuple[str, frozenset[str]] | None = getattr(self._confirmed, "ids", None)
-        self._confirmed.ids = None
-        if taken is None or taken[0] != tenant:
-            return frozenset()
-        return taken[1]
 
     def _group_ids(self, conn: Connection, tenant: str, member_id: str) -> list[str]:
         d = self._dialect
@@ -536,7 +526,12 @@ class SQLBackend:
 
     # --- Backend ----------------------------------------------------------------------
     def create(
-        self, tenant: str | None, rt: ResourceType, resource: dict[str, Any]
+        self,
+        tenant: str | None,
+        rt: ResourceType,
+        resource: dict[str, Any],
+        *,
+        members: Collection[str] = (),
     ) -> dict[str, Any]:
         info = self._info(rt)
         t = _tenant_key(tenant)
@@ -548,7 +543,7 @@ class SQLBackend:
         if not isinstance(rid, str) or not rid:
             raise ValueError("the engine must assign a string id before create()")
         d = self._dialect
-        confirmed = self._take_confirmed(t)
+        wanted = frozenset(members)
 
         def attempt() -> dict[str, Any]:
             with self._tx(write=True) as conn:
@@ -562,7 +557,7 @@ class SQLBackend:
                 )
                 if cur.rowcount != 1:
                     raise UniquenessError(f"A resource with id {rid!r} already exists.")
-                self._write_indexes(conn, info, t, rid, None, (doc, fdoc), confirmed)
+                self._write_indexes(conn, info, t, rid, None, (doc, fdoc), wanted)
                 self._count(conn, t, rt.name, 1)
             return doc
 
@@ -758,7 +753,7 @@ class SQLBackend:
         rid: str,
         old: dict[str, Any],
         new: dict[str, Any],
-        confirmed: Collection[str] = (),
+        members: Collection[str] = (),
     ) -> dict[str, Any]:
         d = self._dialect
         text = _dumps(new)
@@ -774,7 +769,7 @@ class SQLBackend:
             (str(meta.get("version") or ""), _display(doc), text, _dumps(fdoc), tenant, rid),
         )
         self._write_indexes(
-            conn, info, tenant, rid, (old, fold_document(info.rt, old)), (doc, fdoc), confirmed
+            conn, info, tenant, rid, (old, fold_document(info.rt, old)), (doc, fdoc), members
         )
         return doc
 
@@ -786,10 +781,11 @@ class SQLBackend:
         change: Change,
         *,
         if_match: Collection[str] | None = None,
+        members: Collection[str] = (),
     ) -> dict[str, Any]:
         info = self._info(rt)
         t = _tenant_key(tenant)
-        confirmed = self._take_confirmed(t)
+        wanted = frozenset(members)
 
         def attempt() -> dict[str, Any]:
             with self._tx(write=True) as conn:
@@ -798,7 +794,7 @@ class SQLBackend:
                 new = change(json.loads(_dumps(current)))
                 if new is None:
                     return current
-                return self._store(conn, info, t, id, current, new, confirmed)
+                return self._store(conn, info, t, id, current, new, wanted)
 
         return self._retrying(attempt)
 
@@ -813,7 +809,6 @@ class SQLBackend:
         info = self._info(rt)
         t = _tenant_key(tenant)
         d = self._dialect
-        self._take_confirmed(t)
 
         def attempt(last: bool) -> dict[str, Any]:
             with self._tx(write=True) as conn:
@@ -928,8 +923,6 @@ class SQLBackend:
                     [t, *chunk],
                 ).fetchall()
                 out.update(dict(rows))
-        # Remembered for this thread's next write (see _check_new_members).
-        self._confirmed.ids = (t, frozenset(out))
         return out
 
 

@@ -860,6 +860,64 @@ class BackendContract:
         assert db.existing(None, ["u1", "g1", "nope"]) == {"u1": "User", "g1": "Group"}
         assert db.existing(None, []) == {}
 
+    # -- members= : new members must exist at the moment of the write ------------------
+
+    def test_create_with_missing_members_stores_nothing(self, db: Backend) -> None:
+        db.create(None, USER, user("u1", "a"))
+        db.create("acme", USER, user("u2", "b"))  # another tenant's: missing here
+        for missing in ("nope", "u2"):
+            with pytest.raises(InvalidValueError, match=missing):
+                db.create(
+                    None, GROUP, group("g1", "Admins", ("u1", missing)), members=["u1", missing]
+                )
+            assert db.get(None, GROUP, "g1") is None
+            assert db.existing(None, ["g1"]) == {}
+            assert db.groups_of(None, ["u1"]).get("u1", []) == []
+            assert search_ids(db, GROUP, 'displayName eq "Admins"') == (0, [])
+
+    def test_create_with_existing_members_stores_them(self, db: Backend) -> None:
+        db.create(None, USER, user("u1", "a"))
+        db.create(None, USER, user("u2", "b"))
+        resource = group("g1", "Admins", ("u1", "u2"))
+        assert db.create(None, GROUP, resource, members=["u1", "u2"]) == resource
+        assert db.groups_of(None, ["u2"]) == {"u2": [{"value": "g1", "display": "Admins"}]}
+
+    def test_update_with_missing_members_leaves_the_resource_unchanged(self, db: Backend) -> None:
+        for id in ("u1", "u2", "gone"):
+            db.create(None, USER, user(id, id))
+        before = db.create(None, GROUP, group("g1", "Admins", ("u1",)))
+        db.delete(None, USER, "gone")  # as if deleted after the engine checked it
+
+        def add(current: dict[str, Any]) -> None:
+            current["members"] += [{"value": "u2", "type": "User"}, {"value": "gone"}]
+            current["displayName"] = "Operators"
+
+        with pytest.raises(InvalidValueError, match="gone"):
+            db.update(None, GROUP, "g1", bumped(add), members=["u2", "gone"])
+        assert db.get(None, GROUP, "g1") == before
+        assert db.groups_of(None, ["u2", "gone"]) == {}
+        assert search_ids(db, GROUP, 'displayName eq "Operators"') == (0, [])
+
+    def test_update_with_existing_members_stores_them(self, db: Backend) -> None:
+        for id in ("u1", "u2"):
+            db.create(None, USER, user(id, id))
+        db.create(None, GROUP, group("g1", "Admins", ("u1",)))
+
+        def add(current: dict[str, Any]) -> None:
+            current["members"].append({"value": "u2", "type": "User"})
+
+        stored = db.update(None, GROUP, "g1", bumped(add), members=["u1", "u2"])
+        assert member_values(stored) == ["u1", "u2"]
+        assert db.groups_of(None, ["u2"]) == {"u2": [{"value": "g1", "display": "Admins"}]}
+
+    def test_without_members_nothing_is_checked(self, db: Backend) -> None:
+        # The default () checks nothing: storing a group is not refused for its members.
+        db.create(None, GROUP, group("g1", "Admins", ("ghost1",)))
+        db.update(None, GROUP, "g1", bumped(lambda r: r["members"].append({"value": "ghost2"})))
+        g1 = db.get(None, GROUP, "g1")
+        assert g1 is not None
+        assert member_values(g1) == ["ghost1", "ghost2"]
+
     # -- tenants -------------------------------------------------------------------------
 
     def test_tenants_are_isolated(self, db: Backend) -> None:

@@ -354,8 +354,9 @@ def test_a_write_aborted_to_break_a_deadlock_runs_again(
 
 
 def test_member_deleted_after_the_engine_checked_it_is_refused(sqlite_url: str) -> None:
-    # The engine asks existing() and then writes; a member deleted in between (here by a
-    # second server on the same database) must not be stored as a dangling member.
+    # The engine asks existing() and then writes, passing what it checked as members=; a
+    # member deleted in between (here by a second server on the same database) must not
+    # be stored as a dangling member.
     with SQLBackend(sqlite_url) as backend, SQLBackend(sqlite_url) as other:
         backend.bind(RESOURCE_TYPES)
         other.bind(RESOURCE_TYPES)
@@ -372,12 +373,11 @@ def test_member_deleted_after_the_engine_checked_it_is_refused(sqlite_url: str) 
         assert backend.existing(None, ["u1", "u2"]) == {"u1": "User", "u2": "User"}
         other.delete(None, USER, "u1")
         with pytest.raises(InvalidValueError, match="u1"):
-            backend.update(None, GROUP, "g1", add("u1", "u2"))
+            backend.update(None, GROUP, "g1", add("u1", "u2"), members=["u1", "u2"])
         g1 = backend.get(None, GROUP, "g1")
         assert g1 is not None
         assert member_values(g1) == []
-        # What existing() said is used by the next write only.
-        backend.update(None, GROUP, "g1", add("u2"))
+        backend.update(None, GROUP, "g1", add("u2"), members=["u2"])
         assert backend.groups_of(None, ["u1", "u2"]) == {
             "u2": [{"value": "g1", "display": "Admins"}]
         }

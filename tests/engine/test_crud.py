@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterable, Mapping, Sequence
+
 import pytest
 
-from scim2_core import verify_password
+from scim2_core import Engine, verify_password
+from scim2_core._schema import ResourceType
+from scim2_core.backends import MemoryBackend
 from tests.helpers import (
     BASE,
     ENTERPRISE,
     GROUP,
+    PATCH_OP,
     USER,
+    Result,
     assert_error,
     call,
     create_group,
@@ -258,6 +265,68 @@ def test_group_member_must_exist() -> None:
     result = call(engine, "POST", "/Groups", body)
     assert_error(result, 400, "invalidValue")
     assert "ghost" in result.json["detail"]
+
+
+BULK_REQUEST = "urn:ietf:params:scim:api:messages:2.0:BulkRequest"
+
+
+class _DeletesAfterCheck(MemoryBackend):
+    """A fake whose ``existing()`` answers, then lets a concurrent DELETE of ``victim`` in."""
+
+    victim: str | None = None
+
+    def bind(self, resource_types: Sequence[ResourceType]) -> None:
+        super().bind(resource_types)
+        self.types = {rt.name: rt for rt in resource_types}
+
+    def existing(self, tenant: str | None, ids: Iterable[str]) -> Mapping[str, str]:
+        found = super().existing(tenant, ids)
+        victim, self.victim = self.victim, None
+        if victim is not None and victim in found:
+            self.delete(tenant, self.types[found[victim]], victim)
+        return found
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "PATCH", "Bulk"])
+def test_member_deleted_between_check_and_write_is_refused(method: str) -> None:
+    # RFC 7643 §4.2: a member deleted after the engine checked it must not be stored
+    # dangling; the engine passes the ids it checked to the backend's write (members=).
+    backend = _DeletesAfterCheck()
+    engine = Engine(backend)
+    alice = create_user(engine, "alice")["id"]
+    bob = create_user(engine, "bob")["id"]
+    group = create_group(engine, "Team", [alice])
+    members = [{"value": alice}, {"value": bob}]
+    backend.victim = bob
+    if method == "POST":
+        body = {"schemas": [GROUP], "displayName": "New", "members": members}
+        result = call(engine, "POST", "/Groups", body)
+    elif method == "PUT":
+        body = {"schemas": [GROUP], "displayName": "Team", "members": members}
+        result = call(engine, "PUT", f"/Groups/{group['id']}", body)
+    elif method == "PATCH":
+        ops = [{"op": "add", "path": "members", "value": [{"value": bob}]}]
+        result = call(
+            engine, "PATCH", f"/Groups/{group['id']}", {"schemas": [PATCH_OP], "Operations": ops}
+        )
+    else:
+        data = {"schemas": [GROUP], "displayName": "New", "members": members}
+        op = {"method": "POST", "path": "/Groups", "bulkId": "b1", "data": data}
+        bulk = {"schemas": [BULK_REQUEST], "Operations": [op]}
+        outcome = call(engine, "POST", "/Bulk", bulk).json["Operations"][0]
+        result = Result(
+            {
+                "status": int(outcome["status"]),
+                "headers": {"Content-Type": "application/scim+json"},
+                "body": json.dumps(outcome["response"]).encode(),
+            }
+        )
+    assert_error(result, 400, "invalidValue")
+    assert bob in result.json["detail"]
+    groups = call(engine, "GET", "/Groups").json["Resources"]
+    assert [(g["displayName"], [m["value"] for m in g["members"]]) for g in groups] == [
+        ("Team", [alice])
+    ]
 
 
 def test_nested_group_member_is_typed_group() -> None:
