@@ -4,8 +4,9 @@ The semantics are those of :func:`scim2_core.filter.compile_filter`, which
 ``tests/backends/test_sql_differential.py`` checks on random resources and filters:
 
 * an attribute is a set of values; a comparison matches when *some* value satisfies it, so
-  every operator (``ne`` included) is false on an unassigned attribute and ``not (...)`` is
-  true there. Each leaf below is two-valued (``COALESCE(..., FALSE)`` or ``EXISTS``), so SQL's
+  every operator but ``ne`` is false on an unassigned attribute; ``ne`` is true there
+  (RFC 7643 §2.5: unassigned is null, never identical to a value), and ``not (...)`` is the
+  complement. Each leaf below is two-valued (``COALESCE(..., FALSE)`` or ``EXISTS``), so SQL's
   three-valued ``NOT`` never differs from Python's;
 * strings honour ``caseExact``: the stored ``fdoc`` already holds every caseExact=false
   string lowercased (by Python's ``str.lower``, exactly as the evaluator folds), and the
