@@ -34,20 +34,23 @@ __all__ = ["build_app", "main", "open_backend"]
 MOUNT = "/scim/v2"
 
 
-def open_backend(db: str) -> Backend:
-    """The backend named by ``--db``: ``memory://``, ``sqlite:///path`` or ``postgresql://``."""
+def open_backend(db: str, schema: str | None = None) -> Backend:
+    """The backend named by ``--db``: ``memory://``, ``sqlite:///path`` or ``postgresql://``;
+    ``schema`` (``--db-schema``) is the PostgreSQL schema to keep the tables in."""
+    if schema is not None and not db.lower().startswith(("postgresql:", "postgres:")):
+        raise ConfigurationError("--db-schema applies to a postgresql:// database only")
     if db.rstrip("/") == "memory:":
         from .backends import MemoryBackend
 
         return MemoryBackend()
     from .backends import SQLBackend
 
-    return SQLBackend(db)
+    return SQLBackend(db, schema=schema)
 
 
-def build_app(db: str, token: str) -> tuple[Engine, PrefixMount]:
+def build_app(db: str, token: str, *, schema: str | None = None) -> tuple[Engine, PrefixMount]:
     """The engine over ``db`` guarded by ``token``, and the ASGI app serving it."""
-    engine = Engine(open_backend(db), authenticate=bearer_tokens([token]))
+    engine = Engine(open_backend(db, schema), authenticate=bearer_tokens([token]))
     return engine, PrefixMount(ASGIApp(engine))
 
 
@@ -112,6 +115,11 @@ def _parser() -> argparse.ArgumentParser:
         default="sqlite:///scim.db",
         help="storage: sqlite:///path (default sqlite:///scim.db), postgresql://..., memory://",
     )
+    serve.add_argument(
+        "--db-schema",
+        default=None,
+        help="PostgreSQL schema for the tables, created if missing (default: the search_path)",
+    )
     serve.add_argument("--token", default=None, help="bearer token (default: generated)")
     serve.add_argument("--log-level", default="info", help="uvicorn log level (default info)")
     return parser
@@ -128,7 +136,7 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
         return 2
     token: str = args.token or secrets.token_urlsafe(32)
     try:
-        _, app = build_app(args.db, token)
+        _, app = build_app(args.db, token, schema=args.db_schema)
     except _storage_errors() as exc:
         # A wrong --db (bad URL, unreachable server, unwritable folder, newer schema) is a
         # user's mistake, not a bug: one line naming the storage and the reason, exit 1.

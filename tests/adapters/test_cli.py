@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from scim2_core._cli import _parser, build_app
+from scim2_core._cli import _parser, build_app, main
 from scim2_core.backends import MemoryBackend
 
 USER = {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "cli"}
@@ -69,3 +69,33 @@ def test_postgresql_url_opens_the_sql_backend(postgres_database: str) -> None:
         assert backend.dialect == "postgresql"  # type: ignore[attr-defined]
     finally:
         backend.close()  # type: ignore[attr-defined]
+
+
+@pytest.mark.postgres
+def test_db_schema_keeps_the_tables_in_that_postgresql_schema(postgres_database: str) -> None:
+    import psycopg
+
+    engine, app = build_app(postgres_database, "tok", schema="scim_app")
+    try:
+        headers = {"Authorization": "Bearer tok", "Content-Type": "application/scim+json"}
+        created = call(app, "POST", "/scim/v2/Users", headers=headers, content=json.dumps(USER))
+        assert created.status_code == 201
+    finally:
+        engine.backend.close()  # type: ignore[attr-defined]
+    with psycopg.connect(postgres_database) as conn:
+        where = conn.execute(
+            "SELECT table_schema FROM information_schema.tables WHERE table_name = 'scim_resources'"
+        ).fetchall()
+        names = conn.execute("SELECT doc::jsonb->>'userName' FROM scim_app.scim_resources").fetchall()
+    assert where == [("scim_app",)]
+    assert names == [("cli",)]
+
+
+def test_db_schema_with_another_database_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["serve", "--db", "memory://", "--db-schema", "scim_app"])
+    assert code == 1
+    err = capsys.readouterr().err
+    assert err.strip().splitlines() == [
+        "scim2-core: cannot open storage memory://: "
+        "--db-schema applies to a postgresql:// database only"
+    ]
