@@ -5,7 +5,8 @@ RFC 7643 §3.1 ``meta.version``: "The version of the resource being returned. Th
 be the same as the entity-tag (ETag) HTTP response header". Versions here are weak ETags
 over a per-resource counter, ``W/"7"``: every write increments it, so compare-and-set on
 the stored version is exact. Backends use :func:`touch` when a write of theirs changes a
-resource the engine did not hand them (a deleted user leaving its groups).
+resource the engine did not hand them (a deleted user leaving its groups; a user joining or
+leaving a group, which changes its derived ``groups``).
 """
 
 from __future__ import annotations

@@ -10,7 +10,16 @@ storage, and exactly the parts that must be atomic with storage:
 * group membership: refusing a new member (the ``members`` argument of ``create`` and
   ``update``) that no longer exists, removing a deleted resource from every ``members``
   list in the same transaction, and answering "which groups contain this member" for
-  ``User.groups``.
+  ``User.groups``;
+* touching members: ``User.groups`` is derived from memberships, so joining or leaving a
+  group changes the member's representation and its version must change with it (RFC 7644
+  §3.14). In the same transaction/lock as a group write (:meth:`Backend.create`,
+  :meth:`Backend.update`, :meth:`Backend.delete`), every member id the write *added or
+  removed* that exists and whose resource type has a ``groups`` attribute (by its schema;
+  a core Group has none) gets the next ``meta.version`` and ``meta.lastModified`` set to
+  the time of the group's write (:func:`scim2_core._meta.touch`). Only those: a one-member
+  add to a 10k-member group touches one resource, a write that keeps the member set
+  touches none.
 
 Backends receive the *bound* filter AST (canonical attribute names; see
 :func:`scim2_core.filter.bind`), the sort attribute and the paging window, so a database can
@@ -126,6 +135,10 @@ class Backend(Protocol):
         default ``()`` checks nothing. (The engine passes the new members it has just
         checked with :meth:`existing`, so that a delete in between cannot leave a
         dangling member; RFC 7643 §4.2.)
+
+        In the same transaction, touches every member of ``resource`` that exists and whose
+        type has ``groups`` (see the module docstring), with ``meta.lastModified`` of
+        ``resource``.
         """
         ...
 
@@ -166,7 +179,9 @@ class Backend(Protocol):
            write nothing. Only ids that the result lists as members and the stored
            resource did not are checked (a current member exists: :meth:`delete` removes
            it from every group). The default ``()`` checks nothing.
-        5. Write the result, enforcing uniqueness as :meth:`create` does.
+        5. Write the result, enforcing uniqueness as :meth:`create` does, and touch the
+           members the result added or removed (those that exist and whose type has
+           ``groups``; see the module docstring) with ``meta.lastModified`` of the result.
 
         Steps 1–5 form one transaction: no concurrent ``update`` or ``delete`` of the same
         resource interleaves (so concurrent PATCHes adding members to one Group all
@@ -190,7 +205,9 @@ class Backend(Protocol):
         ``meta.version`` is not in it. In the same transaction, removes ``id`` from the
         ``members`` of every resource that lists it (RFC 7644 §3.6: the deleted resource
         "MUST NOT be returned" in later queries — nor as a member) and bumps those
-        resources' ``meta.version`` and ``meta.lastModified`` (:func:`scim2_core._meta.touch`).
+        resources' ``meta.version`` and ``meta.lastModified`` (:func:`scim2_core._meta.touch`);
+        and touches each member of the deleted resource whose type has ``groups`` (they
+        leave it; see the module docstring). The deleted resource itself needs nothing.
         """
         ...
 

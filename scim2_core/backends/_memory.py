@@ -123,6 +123,9 @@ class _Spec:
     indexes: dict[_Path, _IndexSpec]
     #: True if the resource type has a multi-valued ``members`` attribute with ``value``.
     has_members: bool
+    #: True if the resource type has a ``groups`` attribute, derived from memberships: a
+    #: resource of it changes (new version and lastModified) when it joins or leaves one.
+    has_groups: bool
 
 
 def _spec_for(rt: ResourceType) -> _Spec:
@@ -153,7 +156,8 @@ def _spec_for(rt: ResourceType) -> _Spec:
                     add(urn, attr, sub)
         elif attr.uniqueness != "none" or (urn is None and attr.name == "externalId"):
             add(urn, attr, None)
-    return _Spec(indexes=indexes, has_members=has_members)
+    has_groups = rt.schema.attribute("groups") is not None
+    return _Spec(indexes=indexes, has_members=has_members, has_groups=has_groups)
 
 
 def _member_ids(resource: Mapping[str, Any]) -> set[Any]:
@@ -173,6 +177,13 @@ def _created(resource: Mapping[str, Any]) -> str:
     meta = resource.get("meta")
     created = meta.get("created") if isinstance(meta, dict) else None
     return created if isinstance(created, str) else ""
+
+
+def _modified(resource: Mapping[str, Any]) -> str:
+    """``meta.lastModified`` of a resource the engine wrote (the time of the write)."""
+    meta = resource.get("meta")
+    modified = meta.get("lastModified") if isinstance(meta, dict) else None
+    return modified if isinstance(modified, str) else now()
 
 
 def _version(resource: Mapping[str, Any]) -> str | None:
@@ -295,7 +306,9 @@ class MemoryBackend:
             for path, keys in new_keys.items():
                 self._index(tenant, rt, spec, store, path, id, (), keys)
             if spec.has_members:
-                self._index_members(state, id, _member_ids(stored))
+                added = _member_ids(stored)
+                self._index_members(state, id, added)
+                self._touch_members(state, added, id, _modified(stored))
             store.insert(id, stored)
             state.kinds[id] = rt.name
             return _copy(stored)
@@ -358,7 +371,10 @@ class MemoryBackend:
             for path, keys in new_keys.items():
                 self._index(tenant, rt, spec, store, path, id, spec.indexes[path].keys(old), keys)
             if spec.has_members:
-                self._index_members(state, id, _member_ids(stored))
+                old_ids = state.members.get(id, set())
+                new_ids = _member_ids(stored)
+                self._index_members(state, id, new_ids)
+                self._touch_members(state, old_ids ^ new_ids, id, _modified(stored))
             before, after = _created(old), _created(stored)
             if before != after:
                 _remove_sorted(store.order, (before, id))
@@ -384,7 +400,10 @@ class MemoryBackend:
             spec = self._spec(rt)
             for path, ix in spec.indexes.items():
                 self._index(tenant, rt, spec, store, path, id, ix.keys(old), ())
+            when = now()
             if spec.has_members:
+                # Its members leave it: each whose ``groups`` is derived changes.
+                self._touch_members(state, state.members.get(id, set()), id, when)
                 self._index_members(state, id, set())
             del store.rows[id]
             del state.kinds[id]
@@ -394,7 +413,6 @@ class MemoryBackend:
             # resource in conflict calculation." Its indexes are gone above; here it leaves
             # every ``members`` list in the same critical section, and each group so changed
             # gets a new version and lastModified (its ETag must change with it).
-            when = now()
             for group_id in state.member_of.pop(id, ()):
                 kind = state.kinds.get(group_id)
                 if kind is None:
@@ -547,6 +565,19 @@ class MemoryBackend:
             state.members[id] = new_ids
         else:
             state.members.pop(id, None)
+
+    def _touch_members(self, state: _Tenant, ids: Iterable[str], group_id: str, when: str) -> None:
+        """Touch each existing resource of ``ids`` whose type has a derived ``groups``.
+
+        RFC 7644 §3.14: a version changes whenever the representation does, and ``groups``
+        (RFC 7643 §4.1.2) is part of a User's: joining or leaving a group changes it. Only
+        the members the write added or removed are passed, never all of a large group's.
+        """
+        for member_id in ids:
+            kind = state.kinds.get(member_id)
+            if kind is None or member_id == group_id or not self._specs[kind].has_groups:
+                continue
+            touch(state.stores[kind].rows[member_id], when)
 
     def _matches(
         self,

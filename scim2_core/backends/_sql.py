@@ -146,6 +146,11 @@ class _TypeInfo:
     unique: tuple[tuple[str, AttrRef, bool], ...]  # (attr key, ref, global)
     indexed: tuple[tuple[str, AttrRef], ...]
     has_members: bool
+    #: ``groups`` is derived from memberships: joining or leaving a group changes the
+    #: resource (a new version and lastModified, written with the group).
+    has_groups: bool
+    #: An index row (unique or lookup) reads an attribute of ``meta``.
+    meta_indexed: bool
 
 
 def _unique_value(ref: AttrRef, value: Any) -> str:
@@ -255,7 +260,14 @@ class SQLBackend:
         has_members = (
             members is not None and members.multi_valued and members.sub("value") is not None
         )
-        return _TypeInfo(rt, tuple(unique), tuple(indexed.items()), has_members)
+        has_groups = rt.schema.attribute("groups") is not None
+        meta_indexed = any(
+            ref.urn is None and ref.attribute.name == "meta"
+            for ref in (*indexed.values(), *(ref for _, ref, _ in unique))
+        )
+        return _TypeInfo(
+            rt, tuple(unique), tuple(indexed.items()), has_members, has_groups, meta_indexed
+        )
 
     def _info(self, rt: ResourceType) -> _TypeInfo:
         info = self._types.get(rt.name)
@@ -405,10 +417,11 @@ class SQLBackend:
         old: tuple[Mapping[str, Any], Mapping[str, Any]] | None,
         new: tuple[Mapping[str, Any], Mapping[str, Any]] | None,
         members: Collection[str] = (),
-    ) -> None:
+    ) -> set[str]:
         """Write the difference of the index rows between ``old`` and ``new`` (each a
         ``(doc, fdoc)`` pair, or None for "absent"). New members listed in ``members`` that
-        do not exist are refused (:meth:`_check_new_members`)."""
+        do not exist are refused (:meth:`_check_new_members`). Returns the member ids
+        added or removed."""
         d = self._dialect
         name = info.rt.name
         o_u = self._uniques(info, tenant, old[0]) if old else set()
@@ -470,6 +483,58 @@ class SQLBackend:
                 "INSERT INTO scim_members (tenant, group_id, member_id) VALUES (?, ?, ?)",
                 came,
             )
+        return o_m ^ n_m
+
+    def _touch_members(
+        self, conn: Connection, tenant: str, group_id: str, ids: Collection[str], when: str
+    ) -> None:
+        """Touch the members ``ids`` (added to or removed from ``group_id``) whose type has
+        a derived ``groups``: a new version and ``meta.lastModified`` = ``when``.
+
+        RFC 7644 §3.14: a version changes whenever the representation does, and a User's
+        ``groups`` (RFC 7643 §4.1.2) is part of it. Called inside the group's write, after
+        the group's row is locked and after :meth:`_check_new_members`: the member rows are
+        locked ``FOR NO KEY UPDATE`` in id order (PostgreSQL), the lock order every write
+        keeps (groups, then members by id). Ids that are gone (a deleted member) are
+        skipped, as are types without ``groups`` (a nested Group is not locked).
+        """
+        types = sorted(name for name, info in self._types.items() if info.has_groups)
+        wanted = sorted(i for i in ids if i != group_id)
+        if not types or not wanted:
+            return
+        d = self._dialect
+        kinds = ", ".join("?" * len(types))
+        for start in range(0, len(wanted), _CHUNK):
+            chunk = wanted[start : start + _CHUNK]
+            marks = ", ".join("?" * len(chunk))
+            rows = conn.execute(
+                d.sql(
+                    "SELECT id, type, doc, fdoc FROM scim_resources WHERE tenant = ? "
+                    f"AND id IN ({marks}) AND type IN ({kinds}) ORDER BY id" + d.for_update
+                ),
+                [tenant, *chunk, *types],
+            ).fetchall()
+            updates: list[tuple[str, str, str, str, str]] = []
+            for mid, kind, text, fdoc in rows:
+                info = self._types[kind]
+                old = _loads(text)
+                new = _loads(text)
+                touch(new, when)
+                if info.meta_indexed:  # index rows may change: the general path
+                    self._store(conn, info, tenant, mid, old, new)
+                    continue
+                # Only meta changed, and no index row reads it: rewrite the row alone.
+                folded = json.loads(fdoc) if isinstance(fdoc, str) else fdoc
+                folded["meta"] = fold_document(info.rt, {"meta": new["meta"]})["meta"]
+                version = str(new["meta"]["version"])
+                updates.append((version, _dumps(new), _dumps(folded), tenant, mid))
+            if updates:
+                self._executemany(
+                    conn,
+                    "UPDATE scim_resources SET version = ?, doc = ?, "
+                    f"fdoc = {d.json_param} WHERE tenant = ? AND id = ?",
+                    updates,
+                )
 
     def _check_new_members(
         self, conn: Connection, tenant: str, ids: Sequence[str], members: Collection[str]
@@ -557,7 +622,9 @@ class SQLBackend:
                 )
                 if cur.rowcount != 1:
                     raise UniquenessError(f"A resource with id {rid!r} already exists.")
-                self._write_indexes(conn, info, t, rid, None, (doc, fdoc), wanted)
+                added = self._write_indexes(conn, info, t, rid, None, (doc, fdoc), wanted)
+                if added:
+                    self._touch_members(conn, t, rid, added, _modified(doc))
                 self._count(conn, t, rt.name, 1)
             return doc
 
@@ -768,9 +835,11 @@ class SQLBackend:
             ),
             (str(meta.get("version") or ""), _display(doc), text, _dumps(fdoc), tenant, rid),
         )
-        self._write_indexes(
+        changed = self._write_indexes(
             conn, info, tenant, rid, (old, fold_document(info.rt, old)), (doc, fdoc), members
         )
+        if changed:
+            self._touch_members(conn, tenant, rid, changed, _modified(doc))
         return doc
 
     def update(
@@ -841,10 +910,15 @@ class SQLBackend:
                 conn.execute(
                     d.sql("DELETE FROM scim_resources WHERE tenant = ? AND id = ?"), (t, id)
                 )
-                self._write_indexes(conn, info, t, id, (current, fold_document(rt, current)), None)
+                gone = self._write_indexes(
+                    conn, info, t, id, (current, fold_document(rt, current)), None
+                )
+                when = now()
+                # Its members leave it (after it is locked: groups, then members by id).
+                if gone:
+                    self._touch_members(conn, t, id, gone, when)
                 # RFC 7644 §3.6: "the service provider MUST NOT return the deleted resource"
                 # — nor as a member: leave every group in this same transaction.
-                when = now()
                 for gid in group_ids:
                     row = conn.execute(
                         d.sql("SELECT type, doc FROM scim_resources WHERE tenant = ? AND id = ?"),
@@ -942,6 +1016,13 @@ def _resource_row(
         text,
         _dumps(fdoc),
     )
+
+
+def _modified(doc: Mapping[str, Any]) -> str:
+    """``meta.lastModified`` of a document the engine wrote (the time of the write)."""
+    meta = doc.get("meta") or {}
+    modified = meta.get("lastModified")
+    return modified if isinstance(modified, str) else now()
 
 
 def _display(doc: Mapping[str, Any]) -> str | None:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, ClassVar, Final
 
 import pytest
@@ -106,6 +106,7 @@ def group(
     member_ids: tuple[str, ...] = (),
     *,
     created: str = "2020-01-01T00:00:00.000Z",
+    modified: str | None = None,
 ) -> dict[str, Any]:
     out: dict[str, Any] = {"schemas": [GROUP_URN], "id": id, "displayName": display_name}
     if member_ids:
@@ -113,7 +114,7 @@ def group(
             {"value": m, "type": "User", "$ref": f"https://example.com/scim/v2/Users/{m}"}
             for m in member_ids
         ]
-    out["meta"] = meta(GROUP, id, created)
+    out["meta"] = meta(GROUP, id, created, modified)
     return out
 
 
@@ -410,6 +411,12 @@ class _Model:
         self.members: dict[str, list[str]] = {}  # group id -> member ids
         self.versions: dict[str, int] = {}
 
+    def touch(self, member_ids: Iterable[str]) -> None:
+        """Members that joined or left a group: the existing users get a new version."""
+        for member_id in set(member_ids):
+            if member_id in self.names:
+                self.versions[member_id] += 1
+
     def name_taken(self, name: str, by_other_than: str) -> bool:
         return any(n.lower() == name.lower() and i != by_other_than for i, n in self.names.items())
 
@@ -444,6 +451,7 @@ class _Model:
             else:
                 backend.create(tenant, GROUP, group(id, f"Group {id}", tuple(op[2])))
                 self.members[id], self.versions[id] = list(op[2]), 1
+                self.touch(op[2])
         elif kind == "set_members":
             entries = [{"value": m, "type": "User"} for m in op[2]]
             change = bumped(lambda r: r.update(members=entries))
@@ -452,6 +460,7 @@ class _Model:
                     backend.update(tenant, GROUP, id, change)
             else:
                 backend.update(tenant, GROUP, id, change)
+                self.touch(set(self.members[id]) ^ set(op[2]))
                 self.members[id] = list(op[2])
                 self.versions[id] += 1
         else:
@@ -462,7 +471,7 @@ class _Model:
                 return
             backend.delete(tenant, rt, id)
             self.names.pop(id, None)
-            self.members.pop(id, None)
+            self.touch(self.members.pop(id, ()))
             del self.versions[id]
             for group_id, members in self.members.items():
                 if id in members:
@@ -514,9 +523,8 @@ class BackendContract:
 
     @pytest.fixture
     def directory(self, db: Backend) -> Backend:
-        # created out of meta.created order, so the default order is the backend's doing
-        for u in sorted(SEARCH_USERS, key=lambda u: u["id"]):
-            db.create(None, USER, u)
+        # The groups first, so that their users are stored as written (a group created
+        # after its members touches them: a new version and lastModified).
         db.create(
             None,
             GROUP,
@@ -524,6 +532,9 @@ class BackendContract:
         )
         db.create(None, GROUP, group("admins", "Admins", ("c3", "g7")))
         db.create(None, GROUP, group("empty", "Empty", created="2022-01-01T00:00:00.000Z"))
+        # created out of meta.created order, so the default order is the backend's doing
+        for u in sorted(SEARCH_USERS, key=lambda u: u["id"]):
+            db.create(None, USER, u)
         return db
 
     # -- create / get --------------------------------------------------------------------
@@ -819,11 +830,122 @@ class BackendContract:
         db.create(None, GROUP, group("g1", "Admins", ("u1",)))
         db.create(None, GROUP, group("g2", "Staff", ("u1", "g1")))
         db.delete(None, GROUP, "g1")
-        assert db.get(None, USER, "u1") == user("u1", "bjensen")
+        u1 = db.get(None, USER, "u1")
+        assert u1 is not None
+        u1_meta = u1.pop("meta")
+        assert u1 == {k: v for k, v in user("u1", "bjensen").items() if k != "meta"}
+        assert u1_meta["version"] == 'W/"4"'  # joined g1, joined g2, left g1
         assert db.groups_of(None, ["u1"]) == {"u1": [{"value": "g2", "display": "Staff"}]}
         g2 = db.get(None, GROUP, "g2")
         assert g2 is not None
         assert member_values(g2) == ["u1"]
+
+    # -- a membership change is a change of the member (its derived ``groups``) -------------
+
+    WHEN: ClassVar[str] = "2023-05-05T05:05:05.000Z"
+
+    def _members_fixture(self, db: Backend) -> dict[str, dict[str, Any]]:
+        for i in (1, 2, 3):
+            db.create(None, USER, user(f"u{i}", f"user{i}"))
+        db.create(None, DEVICE, device("d1", "SN1", "host1"))
+        db.create(None, GROUP, group("g0", "Nested"))
+        db.create(None, GROUP, group("g1", "Admins", ("u1", "g0", "d1")))
+        return self._snapshot(db)
+
+    @staticmethod
+    def _snapshot(db: Backend) -> dict[str, dict[str, Any]]:
+        out: dict[str, dict[str, Any]] = {}
+        for rt, id in ((USER, "u1"), (USER, "u2"), (USER, "u3"), (DEVICE, "d1"), (GROUP, "g0")):
+            got = db.get(None, rt, id)
+            assert got is not None
+            out[id] = got
+        return out
+
+    def _write_g1(self, db: Backend, change: Callable[[dict[str, Any]], object]) -> None:
+        def apply(current: dict[str, Any]) -> None:
+            change(current)
+            current["meta"]["lastModified"] = self.WHEN
+
+        db.update(None, GROUP, "g1", bumped(apply), members=["u1", "u2", "g0", "d1"])
+
+    def _assert_touched(
+        self,
+        before: dict[str, dict[str, Any]],
+        after: dict[str, dict[str, Any]],
+        touched: set[str],
+        when: str | None,
+    ) -> None:
+        for id, old in before.items():
+            new = after[id]
+            if id not in touched:
+                assert new == old, id
+                continue
+            assert (
+                version_number(new["meta"]["version"]) == version_number(old["meta"]["version"]) + 1
+            ), id
+            if when is not None:
+                assert new["meta"]["lastModified"] == when, id
+            else:
+                assert new["meta"]["lastModified"] > old["meta"]["lastModified"], id
+            new.pop("meta"), old.pop("meta")
+            assert new == old, id
+
+    def test_creating_a_group_touches_its_members_with_the_groups_time(self, db: Backend) -> None:
+        db.create(None, USER, user("u1", "user1"))
+        db.create(None, USER, user("u2", "user2"))
+        db.create(None, GROUP, group("g1", "Admins", ("u1",), modified=self.WHEN))
+        u1, u2 = db.get(None, USER, "u1"), db.get(None, USER, "u2")
+        assert u1 is not None
+        assert u2 is not None
+        assert (u1["meta"]["version"], u1["meta"]["lastModified"]) == ('W/"2"', self.WHEN)
+        assert u2 == user("u2", "user2")
+
+    def test_adding_a_member_touches_that_member_only(self, db: Backend) -> None:
+        before = self._members_fixture(db)
+        assert before["u1"]["meta"]["version"] == 'W/"2"'  # the group's create touched it
+        self._write_g1(db, lambda r: r["members"].append({"value": "u2", "type": "User"}))
+        self._assert_touched(before, self._snapshot(db), {"u2"}, self.WHEN)
+
+    def test_removing_a_member_touches_that_member_only(self, db: Backend) -> None:
+        before = self._members_fixture(db)
+
+        def remove(current: dict[str, Any]) -> None:
+            current["members"] = [m for m in current["members"] if m["value"] != "u1"]
+
+        self._write_g1(db, remove)
+        self._assert_touched(before, self._snapshot(db), {"u1"}, self.WHEN)
+
+    def test_replacing_members_touches_the_added_and_the_removed(self, db: Backend) -> None:
+        before = self._members_fixture(db)
+
+        def swap(current: dict[str, Any]) -> None:
+            current["members"] = [{"value": "u2"}, {"value": "g0"}, {"value": "d1"}]
+
+        self._write_g1(db, swap)
+        self._assert_touched(before, self._snapshot(db), {"u1", "u2"}, self.WHEN)
+
+    def test_a_group_write_keeping_its_members_touches_nobody(self, db: Backend) -> None:
+        before = self._members_fixture(db)
+
+        def rename(current: dict[str, Any]) -> None:
+            current["displayName"] = "Operators"
+            current["members"].reverse()  # the same set of members, in another order
+
+        self._write_g1(db, rename)
+        self._assert_touched(before, self._snapshot(db), set(), None)
+
+    def test_deleting_a_group_touches_its_members(self, db: Backend) -> None:
+        before = self._members_fixture(db)
+        db.delete(None, GROUP, "g1")
+        self._assert_touched(before, self._snapshot(db), {"u1"}, None)
+
+    def test_deleting_a_member_touches_no_other_member(self, db: Backend) -> None:
+        self._members_fixture(db)
+        self._write_g1(db, lambda r: r["members"].append({"value": "u2", "type": "User"}))
+        before = self._snapshot(db)
+        db.delete(None, USER, "u1")
+        db.create(None, USER, before["u1"])  # back, as it was, so that it can be compared
+        self._assert_touched(before, self._snapshot(db), set(), None)
 
     # -- groups_of / existing ------------------------------------------------------------
 

@@ -35,6 +35,7 @@ from scim2_core import ConfigurationError, InvalidFilterError, UniquenessError
 from scim2_core._errors import InvalidValueError
 from scim2_core._schema import Attribute, ResourceType, Schema
 from scim2_core.backends import Backend, SearchQuery, SQLBackend
+from scim2_core.backends._sql import DEFAULT_INDEXED
 from scim2_core.backends._sql_dialect import MIGRATIONS, SCHEMA_VERSION
 from scim2_core.filter import bind, parse_filter
 
@@ -318,6 +319,93 @@ def test_twenty_threads_adding_members_lose_none(any_backend: SQLBackend) -> Non
     assert g1 is not None
     assert sorted(member_values(g1)) == sorted(ids)
     assert search_ids(any_backend, GROUP, 'members.value eq "m7"') == (1, ["g1"])
+
+
+@pytest.mark.parametrize("indexed", [(), ("meta.version",)], ids=["default", "meta-indexed"])
+def test_touched_members_stay_findable(sqlite_url: str, indexed: tuple[str, ...]) -> None:
+    # A member touched by a group write keeps doc, fdoc and index rows in step: filters on
+    # meta (answered from fdoc, or from the lookup index when meta.version is indexed).
+    with SQLBackend(sqlite_url, indexed=(*DEFAULT_INDEXED, *indexed)) as backend:
+        backend.bind(RESOURCE_TYPES)
+        backend.create(None, USER, user("u1", "bjensen"))
+        when = "2023-05-05T05:05:05.000Z"
+        backend.create(None, GROUP, group("g1", "Admins", ("u1",), modified=when))
+        assert search_ids(backend, USER, 'meta.version eq "W/\\"2\\""') == (1, ["u1"])
+        assert search_ids(backend, USER, 'meta.version eq "W/\\"1\\""') == (0, [])
+        assert search_ids(backend, USER, f'meta.lastModified eq "{when}"') == (1, ["u1"])
+        assert search_ids(backend, USER, 'userName eq "BJENSEN"') == (1, ["u1"])
+
+
+def test_concurrent_group_writes_touch_each_member_once_per_change(
+    any_backend: SQLBackend,
+) -> None:
+    # Four groups gain and lose overlapping users in opposite orders while the users are
+    # renamed: no deadlock surfaces, and every membership change bumps the user's version
+    # exactly once (the touch is in the group's transaction, the member row locked).
+    users = [f"u{i}" for i in range(6)]
+    for id in users:
+        any_backend.create(None, USER, user(id, id))
+    groups = [f"g{i}" for i in range(4)]
+    for id in groups:
+        any_backend.create(None, GROUP, group(id, id))
+    rounds = 6
+    start = threading.Barrier(len(groups) + 1)
+    errors: list[BaseException] = []
+
+    def churn(gid: str, n: int) -> None:
+        try:
+            start.wait()
+            order = users if n % 2 else users[::-1]
+            for r in range(rounds):
+                picked = order[r % 2 :: 2]  # alternate halves: every user joins or leaves
+
+                def change(current: dict[str, Any], picked: list[str] = picked) -> None:
+                    current["members"] = [{"value": m} for m in picked]
+
+                any_backend.update(None, GROUP, gid, bumped(change))
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    def rename() -> None:
+        try:
+            start.wait()
+            for r in range(rounds):
+                for id in users:
+                    any_backend.update(
+                        None, USER, id, bumped(lambda c, id=id, r=r: c.update(title=f"{id}{r}"))
+                    )
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=churn, args=(g, n)) for n, g in enumerate(groups)]
+    threads.append(threading.Thread(target=rename))
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    changes = dict.fromkeys(users, 0)
+    holders = dict.fromkeys(users, 0)  # how many groups hold the user at the end
+    for n in range(len(groups)):
+        order = users if n % 2 else users[::-1]
+        held: set[str] = set()
+        for r in range(rounds):
+            picked = set(order[r % 2 :: 2])
+            for id in held ^ picked:
+                changes[id] += 1
+            held = picked
+        for id in held:
+            holders[id] += 1
+    for id in users:
+        got = any_backend.get(None, USER, id)
+        assert got is not None
+        assert got["meta"]["version"] == f'W/"{1 + rounds + changes[id]}"'
+    for id in groups:  # each deleted group touches the members it had
+        any_backend.delete(None, GROUP, id)
+    for id in users:
+        got = any_backend.get(None, USER, id)
+        assert got is not None
+        assert got["meta"]["version"] == f'W/"{1 + rounds + changes[id] + holders[id]}"'
 
 
 @postgres

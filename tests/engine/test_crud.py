@@ -9,7 +9,7 @@ import pytest
 
 from scim2_core import Engine, verify_password
 from scim2_core._schema import ResourceType
-from scim2_core.backends import MemoryBackend
+from scim2_core.backends import MemoryBackend, SQLBackend
 from tests.helpers import (
     BASE,
     ENTERPRISE,
@@ -152,6 +152,36 @@ def test_if_none_match_gives_304() -> None:
     assert result.headers["ETag"] == etag
     other = call(engine, "GET", f"/Users/{user['id']}", headers={"If-None-Match": 'W/"other"'})
     assert other.status == 200
+
+
+@pytest.mark.parametrize("url", [None, "sqlite:///:memory:"], ids=["memory", "sqlite"])
+def test_joining_a_group_changes_the_users_etag(url: str | None) -> None:
+    # RFC 7644 §3.14: the version changes with the representation, and User.groups
+    # (RFC 7643 §4.1.2, derived from memberships) is part of it.
+    engine = make_engine() if url is None else Engine(SQLBackend(url))
+    user = create_user(engine, "bjensen")
+    group = create_group(engine, "Admins")
+    first = call(engine, "GET", f"/Users/{user['id']}")
+    etag = first.headers["ETag"]
+    assert "groups" not in first.json
+    patch = {
+        "schemas": [PATCH_OP],
+        "Operations": [{"op": "add", "path": "members", "value": [{"value": user["id"]}]}],
+    }
+    assert call(engine, "PATCH", f"/Groups/{group['id']}", patch).status in (200, 204)
+    again = call(engine, "GET", f"/Users/{user['id']}", headers={"If-None-Match": etag})
+    assert again.status == 200
+    assert [g["value"] for g in again.json["groups"]] == [group["id"]]
+    assert again.headers["ETag"] == again.json["meta"]["version"] != etag
+    stale = call(
+        engine,
+        "PUT",
+        f"/Users/{user['id']}",
+        user_body("bjensen", title="x"),
+        headers={"If-Match": etag},
+    )
+    assert_error(stale, 412)
+    assert call(engine, "GET", f"/Users/{user['id']}").json.get("title") is None
 
 
 def test_put_replaces_and_bumps_the_version() -> None:
