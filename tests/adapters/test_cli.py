@@ -86,7 +86,9 @@ def test_db_schema_keeps_the_tables_in_that_postgresql_schema(postgres_database:
         where = conn.execute(
             "SELECT table_schema FROM information_schema.tables WHERE table_name = 'scim_resources'"
         ).fetchall()
-        names = conn.execute("SELECT doc::jsonb->>'userName' FROM scim_app.scim_resources").fetchall()
+        names = conn.execute(
+            "SELECT doc::jsonb->>'userName' FROM scim_app.scim_resources"
+        ).fetchall()
     assert where == [("scim_app",)]
     assert names == [("cli",)]
 
