@@ -17,7 +17,7 @@ import logging
 import re
 import secrets
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
@@ -1008,23 +1008,35 @@ class Engine:
         before: Mapping[str, Any] | None,
         member_types: Mapping[str, str],
     ) -> None:
-        """Server-side completion of a resource about to be stored (in place)."""
+        """Server-side completion of a resource about to be stored (in place).
+
+        Member objects carried over unchanged from ``before`` (the same objects: PATCH
+        shares what it does not change) were completed and checked when they were stored,
+        so a 1-member change to a 10k-member group costs one pass of identity checks, not
+        10k rebuilt and re-validated members.
+        """
         members = data.get("members")
+        kept: set[int] = set()
         if isinstance(members, list) and rt.schema.attribute("members") is not None:
             seen: set[str] = set()
             clean = []
-            old_types = {
-                m.get("value"): m.get("type")
-                for m in (before or {}).get("members") or ()
-                if isinstance(m, dict)
-            }
+            old_members = [m for m in (before or {}).get("members") or () if isinstance(m, dict)]
+            kept = {id(m) for m in old_members}
+            old_types: dict[Any, Any] | None = None
             for m in members:
                 value = m.get("value")
                 if not isinstance(value, str) or value in seen:
                     continue
                 seen.add(value)
+                if id(m) in kept:
+                    clean.append(m)
+                    continue
                 m = {k: v for k, v in m.items() if k != "$ref"}
-                kind = member_types.get(value) or old_types.get(value)
+                kind = member_types.get(value)
+                if kind is None:
+                    if old_types is None:
+                        old_types = {m.get("value"): m.get("type") for m in old_members}
+                    kind = old_types.get(value)
                 if kind is None:
                     # Every member added by this request was checked to exist; a value
                     # that was neither checked nor already a member is refused.
@@ -1040,7 +1052,7 @@ class Engine:
             old = (before or {}).get("password")
             if pwd != old:
                 data["password"] = _password_hash(pwd)
-        _check_required(rt, data)
+        _check_required(rt, data, kept)
         _check_primary(rt, data)
 
     def _schemas_for(self, rt: ResourceType, data: Mapping[str, Any]) -> list[str]:
@@ -1145,18 +1157,16 @@ class Engine:
         captured: dict[str, Any] = {}
 
         def change(current: dict[str, Any]) -> dict[str, Any] | None:
+            # ``current`` is this request's own copy and apply_patch never mutates it (it
+            # shares what it leaves unchanged with ``new``), so it serves as "before".
             before_version = (current.get("meta") or {}).get("version")
-            before_password = current.get("password")
-            captured["before"] = _copy(current)
+            captured["before"] = current
+            if self._listeners:  # they get a "before" of their own
+                captured["event_before"] = _copy(current)
             new = apply_patch(rt, current, operations, options=options)
             if new is None:
                 return None
-            self._finish(
-                rt,
-                new,
-                {"password": before_password, "members": captured["before"].get("members")},
-                member_types,
-            )
+            self._finish(rt, new, current, member_types)
             new["schemas"] = self._schemas_for(rt, new)
             if _same_content(captured["before"], new):
                 return None
@@ -1174,14 +1184,14 @@ class Engine:
             if_match=self._if_match(ctx),
             members=member_types.keys(),
         )
-        if "before" in captured and stored.get("meta") != captured["before"].get("meta"):
+        if "event_before" in captured and stored.get("meta") != captured["before"].get("meta"):
             self._emit(
                 ChangeEvent(
                     "patched",
                     rt.name,
                     rid,
                     ctx.tenant,
-                    captured["before"],
+                    captured["event_before"],
                     _copy(stored),
                     ctx.principal,
                 )
@@ -1337,12 +1347,15 @@ def _drop_readonly_and_nulls(rt: ResourceType, data: dict[str, Any]) -> None:
             del data[ext.id]
 
 
-def _check_required(rt: ResourceType, data: Mapping[str, Any]) -> None:
+def _check_required(
+    rt: ResourceType, data: Mapping[str, Any], checked: Collection[int] = ()
+) -> None:
     """RFC 7643 §2.2 "required": 400 invalidValue when a required attribute is missing.
 
     RFC 7644 §3.3: "[...] if [...] required attributes are missing [...] the service
     provider [...] SHALL return [...] 400 [...] invalidValue". readOnly attributes are
-    the server's to set and are not checked.
+    the server's to set and are not checked. Complex values whose ``id()`` is in
+    ``checked`` were checked when stored and are skipped.
     """
 
     def check(container: Mapping[str, Any], attrs: Iterable[Attribute], where: str) -> None:
@@ -1360,7 +1373,7 @@ def _check_required(rt: ResourceType, data: Mapping[str, Any]) -> None:
             value = container.get(attr.name)
             items = value if isinstance(value, list) else [value] if isinstance(value, dict) else []
             for item in items:
-                if isinstance(item, dict):
+                if isinstance(item, dict) and id(item) not in checked:
                     check(item, attr.sub_attributes, f"{attr.name}.")
 
     check(data, rt.schema.attributes, "")
