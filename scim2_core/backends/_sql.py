@@ -28,6 +28,7 @@ from .._errors import (
 from .._meta import now, touch
 from .._schema import Attribute, AttrRef, ResourceType
 from ._base import Change, Page, SearchQuery
+from ._memory import _copy
 from ._sql_dialect import MIGRATIONS, SCHEMA_VERSION, Connection, Dialect, open_dialect
 from ._sql_filter import Translator, fold
 
@@ -100,6 +101,27 @@ def _values_at(doc: Mapping[str, Any], ref: AttrRef) -> list[Any]:
     return out
 
 
+def _folds(attr: Attribute) -> bool:
+    return not attr.case_exact and attr.type in ("string", "reference")
+
+
+#: Per complex attribute (by identity; the attribute is kept so its id stays its own): the
+#: canonical names of its simple sub-attributes whose strings fold, and of those whose
+#: strings do not. A 10k-member group is folded on every write, so the common case, a
+#: string under a canonical name, skips the case-insensitive lookup and the recursion.
+_SUB_PLANS: dict[int, tuple[Attribute, frozenset[str], frozenset[str]]] = {}
+
+
+def _sub_plan(attr: Attribute) -> tuple[frozenset[str], frozenset[str]]:
+    known = _SUB_PLANS.get(id(attr))
+    if known is None or known[0] is not attr:
+        simple = [s for s in attr.sub_attributes if not s.is_complex]
+        folded = frozenset(s.name for s in simple if _folds(s))
+        plain = frozenset(s.name for s in simple if not _folds(s))
+        known = _SUB_PLANS[id(attr)] = (attr, folded, plain)
+    return known[1], known[2]
+
+
 def _fold_value(attr: Attribute | None, value: Any) -> Any:
     if attr is None:
         return value
@@ -107,9 +129,18 @@ def _fold_value(attr: Attribute | None, value: Any) -> Any:
         return [_fold_value(attr, v) for v in value]
     if attr.is_complex:
         if isinstance(value, dict):
-            return {k: _fold_value(attr.sub(k), v) for k, v in value.items()}
+            folded, plain = _sub_plan(attr)
+            out: dict[str, Any] = {}
+            for k, v in value.items():
+                if type(v) is str and k in folded:
+                    out[k] = fold(v)
+                elif k in plain and type(v) is not list:
+                    out[k] = v
+                else:
+                    out[k] = _fold_value(attr.sub(k), v)
+            return out
         return value
-    if isinstance(value, str) and not attr.case_exact and attr.type in ("string", "reference"):
+    if isinstance(value, str) and _folds(attr):
         return fold(value)
     return value
 
@@ -782,18 +813,21 @@ class SQLBackend:
 
     def _load_for_update(
         self, conn: Connection, tenant: str, rt: ResourceType, id: str
-    ) -> dict[str, Any]:
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The stored document and its folded form (read, not recomputed: folding a
+        10k-member group costs more than parsing it)."""
         d = self._dialect
         row = conn.execute(
             d.sql(
-                "SELECT doc FROM scim_resources WHERE tenant = ? AND id = ? AND type = ?"
+                "SELECT doc, fdoc FROM scim_resources WHERE tenant = ? AND id = ? AND type = ?"
                 + d.for_update
             ),
             (tenant, id, rt.name),
         ).fetchone()
         if row is None:
             raise NotFoundError(f"{rt.name} {id!r} not found.")
-        return _loads(row[0])
+        fdoc = row[1]
+        return _loads(row[0]), json.loads(fdoc) if isinstance(fdoc, str) else fdoc
 
     @staticmethod
     def _check_version(current: Mapping[str, Any], if_match: Collection[str] | None) -> None:
@@ -821,12 +855,15 @@ class SQLBackend:
         old: dict[str, Any],
         new: dict[str, Any],
         members: Collection[str] = (),
+        old_fdoc: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
         d = self._dialect
         text = _dumps(new)
         doc = _loads(text)
         self._check_storable(text, doc)
         fdoc = fold_document(info.rt, doc)
+        if old_fdoc is None:
+            old_fdoc = fold_document(info.rt, old)
         meta = doc.get("meta") or {}
         conn.execute(
             d.sql(
@@ -836,7 +873,7 @@ class SQLBackend:
             (str(meta.get("version") or ""), _display(doc), text, _dumps(fdoc), tenant, rid),
         )
         changed = self._write_indexes(
-            conn, info, tenant, rid, (old, fold_document(info.rt, old)), (doc, fdoc), members
+            conn, info, tenant, rid, (old, old_fdoc), (doc, fdoc), members
         )
         if changed:
             self._touch_members(conn, tenant, rid, changed, _modified(doc))
@@ -858,12 +895,12 @@ class SQLBackend:
 
         def attempt() -> dict[str, Any]:
             with self._tx(write=True) as conn:
-                current = self._load_for_update(conn, t, rt, id)
+                current, current_fdoc = self._load_for_update(conn, t, rt, id)
                 self._check_version(current, if_match)
-                new = change(json.loads(_dumps(current)))
+                new = change(_copy(current))
                 if new is None:
                     return current
-                return self._store(conn, info, t, id, current, new, wanted)
+                return self._store(conn, info, t, id, current, new, wanted, current_fdoc)
 
         return self._retrying(attempt)
 
