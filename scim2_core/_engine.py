@@ -1093,9 +1093,10 @@ class Engine:
         # The backend checks the new members again atomically with the write: one deleted
         # since existing() answered is refused rather than left dangling.
         stored = self.backend.create(ctx.tenant, rt, resource, members=member_types.keys())
-        self._emit(
-            ChangeEvent("created", rt.name, rid, ctx.tenant, None, _copy(stored), ctx.principal)
-        )
+        if self._listeners:  # each gets a copy of its own; none, no copy
+            self._emit(
+                ChangeEvent("created", rt.name, rid, ctx.tenant, None, _copy(stored), ctx.principal)
+            )
         return self._resource_response(ctx, rt, stored, 201, location=True)
 
     def _replace(self, ctx: _Ctx, rt: ResourceType, rid: str) -> Response:
@@ -1107,7 +1108,8 @@ class Engine:
         captured: dict[str, Any] = {}
 
         def change(current: dict[str, Any]) -> dict[str, Any] | None:
-            captured["before"] = _copy(current)
+            if self._listeners:
+                captured["before"] = _copy(current)
             data = _copy(incoming)
             _merge_for_replace(rt, current, data)
             self._finish(rt, data, current, member_types)
