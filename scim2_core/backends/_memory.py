@@ -31,6 +31,7 @@ from .._errors import (
     PreconditionFailedError,
     UniquenessError,
 )
+from .._json import copy_json
 from .._meta import now, touch
 from .._schema import Attribute, AttrRef, ResourceType
 from ..filter import Predicate, compile_filter, sort_key
@@ -44,37 +45,7 @@ _Path: TypeAlias = tuple[str | None, str, str | None]
 #: An index: normalised value -> ids of the resources holding it.
 _Index: TypeAlias = dict[Any, set[str]]
 
-_DICT = dict
 _COMPILED_CACHE_SIZE = 256
-_LIST = list
-
-
-def _copy(value: dict[str, Any]) -> dict[str, Any]:
-    """A deep copy of a JSON object (dicts, lists and immutable scalars only).
-
-    A C-level shallow copy, then only the nested containers are replaced: 2-4x faster
-    than :func:`copy.deepcopy` on a typical User and about 5x on a 10k-member Group,
-    because it needs no memo and no dispatch on arbitrary types.
-    """
-    out = value.copy()
-    for key, item in value.items():
-        kind = type(item)
-        if kind is _DICT:
-            out[key] = _copy(item)
-        elif kind is _LIST:
-            out[key] = _copy_list(item)
-    return out
-
-
-def _copy_list(value: list[Any]) -> list[Any]:
-    out = value.copy()
-    for at, item in enumerate(value):
-        kind = type(item)
-        if kind is _DICT:
-            out[at] = _copy(item)
-        elif kind is _LIST:
-            out[at] = _copy_list(item)
-    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -284,7 +255,7 @@ class MemoryBackend:
         *,
         members: Collection[str] = (),
     ) -> dict[str, Any]:
-        stored = _copy(resource)
+        stored = copy_json(resource)
         id = stored["id"]
         with self._lock:
             spec = self._spec(rt)
@@ -311,13 +282,13 @@ class MemoryBackend:
                 self._touch_members(state, added, id, _modified(stored))
             store.insert(id, stored)
             state.kinds[id] = rt.name
-            return _copy(stored)
+            return copy_json(stored)
 
     def get(self, tenant: str | None, rt: ResourceType, id: str) -> dict[str, Any] | None:
         with self._lock:
             store = self._store(tenant, rt)
             row = store.rows.get(id) if store is not None else None
-            return _copy(row) if row is not None else None
+            return copy_json(row) if row is not None else None
 
     def search(self, tenant: str | None, rt: ResourceType, query: SearchQuery) -> Page:
         predicate = self._compile(query.filter, rt) if query.filter is not None else None
@@ -332,7 +303,7 @@ class MemoryBackend:
                 window = store.order[start:stop]
                 return Page(
                     total=len(store.order),
-                    resources=[_copy(store.rows[id]) for _, id in window],
+                    resources=[copy_json(store.rows[id]) for _, id in window],
                 )
             rows = self._matches(tenant, rt, store, query.filter, predicate)
             if query.sort is not None:
@@ -340,7 +311,7 @@ class MemoryBackend:
                 # missing-values rule; it is used with ``reverse`` set to the same flag.
                 descending = query.sort.descending
                 rows.sort(key=sort_key(query.sort.path, descending=descending), reverse=descending)
-            return Page(total=len(rows), resources=[_copy(r) for r in rows[start:stop]])
+            return Page(total=len(rows), resources=[copy_json(r) for r in rows[start:stop]])
 
     def update(
         self,
@@ -355,13 +326,13 @@ class MemoryBackend:
         with self._lock:
             state, store, old = self._load(tenant, rt, id)
             _check_version(old, if_match)
-            given = _copy(old)
+            given = copy_json(old)
             new = change(given)
             if new is None:
                 # Comparing is much cheaper than copying: hand back the caller's own copy
                 # when ``change`` left it as it was.
-                return given if given == old else _copy(old)
-            stored = _copy(new)
+                return given if given == old else copy_json(old)
+            stored = copy_json(new)
             stored["id"] = id
             spec = self._spec(rt)
             if members and spec.has_members:

@@ -25,10 +25,10 @@ from .._errors import (
     PreconditionFailedError,
     UniquenessError,
 )
+from .._json import copy_json
 from .._meta import now, touch
 from .._schema import Attribute, AttrRef, ResourceType
 from ._base import Change, Page, SearchQuery
-from ._memory import _copy
 from ._sql_dialect import MIGRATIONS, SCHEMA_VERSION, Connection, Dialect, open_dialect
 from ._sql_filter import Translator, fold
 
@@ -58,6 +58,14 @@ def _tenant_key(tenant: str | None) -> str:
     # Tenant None (single-tenant) is stored as ''. The engine never resolves a tenant to
     # the empty string, so '' cannot collide with a real tenant.
     return "" if tenant is None else tenant
+
+
+def _chunks(ids: Sequence[str]) -> Iterator[tuple[Sequence[str], str]]:
+    """``ids`` in slices of at most ``_CHUNK`` (under every driver's parameter limit), each
+    with its ``?, ?, ...`` placeholders for an ``IN (...)``."""
+    for start in range(0, len(ids), _CHUNK):
+        chunk = ids[start : start + _CHUNK]
+        yield chunk, ", ".join("?" * len(chunk))
 
 
 def _dumps(doc: Any) -> str:
@@ -535,9 +543,7 @@ class SQLBackend:
             return
         d = self._dialect
         kinds = ", ".join("?" * len(types))
-        for start in range(0, len(wanted), _CHUNK):
-            chunk = wanted[start : start + _CHUNK]
-            marks = ", ".join("?" * len(chunk))
+        for chunk, marks in _chunks(wanted):
             rows = conn.execute(
                 d.sql(
                     "SELECT id, type, doc, fdoc FROM scim_resources WHERE tenant = ? "
@@ -582,9 +588,7 @@ class SQLBackend:
         """
         d = self._dialect
         present: set[str] = set()
-        for start in range(0, len(ids), _CHUNK):
-            chunk = ids[start : start + _CHUNK]
-            marks = ", ".join("?" * len(chunk))
+        for chunk, marks in _chunks(ids):
             rows = conn.execute(
                 d.sql(
                     f"SELECT id FROM scim_resources WHERE tenant = ? AND id IN ({marks}) "
@@ -609,9 +613,7 @@ class SQLBackend:
     def _lock_rows(self, conn: Connection, tenant: str, ids: Sequence[str]) -> None:
         """Lock resources for update, in id order (PostgreSQL)."""
         d = self._dialect
-        for start in range(0, len(ids), _CHUNK):
-            chunk = ids[start : start + _CHUNK]
-            marks = ", ".join("?" * len(chunk))
+        for chunk, marks in _chunks(ids):
             conn.execute(
                 d.sql(
                     f"SELECT id FROM scim_resources WHERE tenant = ? AND id IN ({marks}) "
@@ -897,7 +899,7 @@ class SQLBackend:
             with self._tx(write=True) as conn:
                 current, current_fdoc = self._load_for_update(conn, t, rt, id)
                 self._check_version(current, if_match)
-                new = change(_copy(current))
+                new = change(copy_json(current))
                 if new is None:
                     return current
                 return self._store(conn, info, t, id, current, new, wanted, current_fdoc)
@@ -997,9 +999,7 @@ class SQLBackend:
         t = _tenant_key(tenant)
         d = self._dialect
         with self._tx(write=False) as conn:
-            for start in range(0, len(ids), _CHUNK):
-                chunk = ids[start : start + _CHUNK]
-                marks = ", ".join("?" * len(chunk))
+            for chunk, marks in _chunks(ids):
                 rows = conn.execute(
                     d.sql(
                         "SELECT m.member_id, r.id, r.display FROM scim_members m "
@@ -1024,9 +1024,7 @@ class SQLBackend:
         t = _tenant_key(tenant)
         d = self._dialect
         with self._tx(write=False) as conn:
-            for start in range(0, len(wanted), _CHUNK):
-                chunk = wanted[start : start + _CHUNK]
-                marks = ", ".join("?" * len(chunk))
+            for chunk, marks in _chunks(wanted):
                 rows = conn.execute(
                     d.sql(
                         f"SELECT id, type FROM scim_resources WHERE tenant = ? AND id IN ({marks})"
