@@ -41,6 +41,7 @@ from ._errors import (
     UnauthorizedError,
     UnsupportedMediaTypeError,
 )
+from ._json import copy_json
 from ._meta import first_version, next_version, now, parse_etags
 from ._options import Options
 from ._projection import Projection, split_attribute_list
@@ -1095,7 +1096,9 @@ class Engine:
         stored = self.backend.create(ctx.tenant, rt, resource, members=member_types.keys())
         if self._listeners:  # each gets a copy of its own; none, no copy
             self._emit(
-                ChangeEvent("created", rt.name, rid, ctx.tenant, None, _copy(stored), ctx.principal)
+                ChangeEvent(
+                    "created", rt.name, rid, ctx.tenant, None, copy_json(stored), ctx.principal
+                )
             )
         return self._resource_response(ctx, rt, stored, 201, location=True)
 
@@ -1105,20 +1108,41 @@ class Engine:
         self._check_schemas(rt, body)
         incoming = self._normalize(rt, body)
         member_types = self._member_types(ctx, rt, _member_values(incoming.get("members")))
+
+        def edit(current: dict[str, Any]) -> dict[str, Any]:
+            data = copy_json(incoming)
+            _merge_for_replace(rt, current, data)
+            self._finish(rt, data, current, member_types)
+            return {"schemas": self._schemas_for(rt, data), "id": current["id"], **data}
+
+        stored = self._update(ctx, rt, rid, "replaced", member_types, edit)
+        return self._resource_response(ctx, rt, stored, 200)
+
+    def _update(
+        self,
+        ctx: _Ctx,
+        rt: ResourceType,
+        rid: str,
+        kind: Literal["replaced", "patched"],
+        member_types: Mapping[str, str],
+        edit: Callable[[dict[str, Any]], dict[str, Any] | None],
+    ) -> dict[str, Any]:
+        """The atomic write shared by PUT and PATCH: ``edit`` turns the stored resource (the
+        request's own copy) into the new one, or None for no change; a result differing only
+        in ``meta`` is no change either (the version stays). Otherwise ``meta.version`` and
+        ``lastModified`` move (RFC 7644 §3.14), and listeners hear of it as ``kind``."""
         captured: dict[str, Any] = {}
 
         def change(current: dict[str, Any]) -> dict[str, Any] | None:
-            if self._listeners:
-                captured["before"] = _copy(current)
-            data = _copy(incoming)
-            _merge_for_replace(rt, current, data)
-            self._finish(rt, data, current, member_types)
-            new = {"schemas": self._schemas_for(rt, data), "id": current["id"], **data}
-            if _same_content(current, new):
+            if self._listeners:  # they get a "before" of their own
+                captured["before"] = copy_json(current)
+            new = edit(current)
+            if new is None or _same_content(current, new):
                 return None
-            new["meta"] = dict(current.get("meta") or {})
-            new["meta"]["lastModified"] = now()
-            new["meta"]["version"] = next_version(new["meta"].get("version"))
+            meta = dict(current.get("meta") or {})
+            meta["lastModified"] = now()
+            meta["version"] = next_version(meta.get("version"))
+            new["meta"] = meta
             return new
 
         stored = self.backend.update(
@@ -1129,19 +1153,14 @@ class Engine:
             if_match=self._if_match(ctx),
             members=member_types.keys(),
         )
-        if "before" in captured and stored.get("meta") != captured["before"].get("meta"):
+        before = captured.get("before")
+        if before is not None and stored.get("meta") != before.get("meta"):
             self._emit(
                 ChangeEvent(
-                    "replaced",
-                    rt.name,
-                    rid,
-                    ctx.tenant,
-                    captured["before"],
-                    _copy(stored),
-                    ctx.principal,
+                    kind, rt.name, rid, ctx.tenant, before, copy_json(stored), ctx.principal
                 )
             )
-        return self._resource_response(ctx, rt, stored, 200)
+        return stored
 
     def _patch(self, ctx: _Ctx, rt: ResourceType, rid: str) -> Response:
         """RFC 7644 §3.5.2 PATCH: apply the operations atomically (all or nothing)."""
@@ -1156,48 +1175,17 @@ class Engine:
         member_types = self._member_types(
             ctx, rt, patch_member_values(rt, operations, strict=self.options.strict)
         )
-        captured: dict[str, Any] = {}
 
-        def change(current: dict[str, Any]) -> dict[str, Any] | None:
-            # ``current`` is this request's own copy and apply_patch never mutates it (it
-            # shares what it leaves unchanged with ``new``), so it serves as "before".
-            before_version = (current.get("meta") or {}).get("version")
-            captured["before"] = current
-            if self._listeners:  # they get a "before" of their own
-                captured["event_before"] = _copy(current)
+        def edit(current: dict[str, Any]) -> dict[str, Any] | None:
+            # apply_patch never mutates ``current`` and shares what it leaves unchanged
+            # with its result, so _finish can tell carried-over members by identity.
             new = apply_patch(rt, current, operations, options=options)
-            if new is None:
-                return None
-            self._finish(rt, new, current, member_types)
-            new["schemas"] = self._schemas_for(rt, new)
-            if _same_content(captured["before"], new):
-                return None
-            meta = dict(new.get("meta") or {})
-            meta["lastModified"] = now()
-            meta["version"] = next_version(before_version)
-            new["meta"] = meta
+            if new is not None:
+                self._finish(rt, new, current, member_types)
+                new["schemas"] = self._schemas_for(rt, new)
             return new
 
-        stored = self.backend.update(
-            ctx.tenant,
-            rt,
-            rid,
-            change,
-            if_match=self._if_match(ctx),
-            members=member_types.keys(),
-        )
-        if "event_before" in captured and stored.get("meta") != captured["before"].get("meta"):
-            self._emit(
-                ChangeEvent(
-                    "patched",
-                    rt.name,
-                    rid,
-                    ctx.tenant,
-                    captured["event_before"],
-                    _copy(stored),
-                    ctx.principal,
-                )
-            )
+        stored = self._update(ctx, rt, rid, "patched", member_types, edit)
         if self.options.patch_returns_no_content:
             version = (stored.get("meta") or {}).get("version")
             headers = {"ETag": version} if isinstance(version, str) else {}
@@ -1292,15 +1280,6 @@ def _has_urn(schemas: Any, urn: str) -> bool:
         return False
     low = urn.lower()
     return any(isinstance(s, str) and s.lower() == low for s in schemas)
-
-
-def _copy(value: Any) -> Any:
-    """A deep copy of a JSON value (much faster than copy.deepcopy)."""
-    if isinstance(value, dict):
-        return {k: _copy(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_copy(v) for v in value]
-    return value
 
 
 def _drop_readonly_and_nulls(rt: ResourceType, data: dict[str, Any]) -> None:
@@ -1425,7 +1404,7 @@ def _merge_for_replace(rt: ResourceType, current: Mapping[str, Any], data: dict[
             if attr.mutability == "immutable" and old not in (None, [], {}, ""):
                 given = new.get(attr.name)
                 if given is None:
-                    new[attr.name] = _copy(old)
+                    new[attr.name] = copy_json(old)
                 elif given != old:
                     raise MutabilityError(f"Attribute {label}{attr.name!r} is immutable.")
             elif attr.mutability == "writeOnly" and attr.name not in new and old is not None:
@@ -1440,7 +1419,7 @@ def _merge_for_replace(rt: ResourceType, current: Mapping[str, Any], data: dict[
                     given_parent = new.get(attr.name)
                     given = given_parent.get(sub.name) if isinstance(given_parent, dict) else None
                     if given is None:
-                        new.setdefault(attr.name, {})[sub.name] = _copy(old_sub)
+                        new.setdefault(attr.name, {})[sub.name] = copy_json(old_sub)
                     elif given != old_sub:
                         shown = f"{label}{attr.name}.{sub.name}"
                         raise MutabilityError(f"Attribute {shown!r} is immutable.")
