@@ -4,8 +4,8 @@ No web framework is imported anywhere below this package; serve it with
 :mod:`scim2_core.asgi`, :mod:`scim2_core.wsgi`, or the adapters.
 """
 
-from ._auth import Principal, bearer_tokens
-from ._engine import ChangeEvent, Engine, verify_password
+__version__ = "0.1.0"  # the one place it is written: pyproject.toml reads it (PEP 440)
+
 from ._errors import (
     ConfigurationError,
     ConflictError,
@@ -34,8 +34,18 @@ from ._errors import (
     UnsupportedMediaTypeError,
 )
 from ._options import Options
-from ._schema import Attribute, AttrRef, ResourceType, Schema
 from ._types import Request, Response
+from .engine import (
+    ChangeEvent,
+    Directory,
+    Engine,
+    Principal,
+    ResourceCollection,
+    SearchResult,
+    bearer_tokens,
+    verify_password,
+)
+from .schema import Attribute, AttrRef, ResourceType, Schema
 
 __all__ = [
     "AttrRef",
@@ -43,6 +53,7 @@ __all__ = [
     "ChangeEvent",
     "ConfigurationError",
     "ConflictError",
+    "Directory",
     "Engine",
     "ExpiredCursorError",
     "ForbiddenError",
@@ -64,10 +75,12 @@ __all__ = [
     "PreconditionFailedError",
     "Principal",
     "Request",
+    "ResourceCollection",
     "ResourceType",
     "Response",
     "Schema",
     "ScimError",
+    "SearchResult",
     "SensitiveError",
     "TooManyError",
     "UnauthorizedError",

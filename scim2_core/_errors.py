@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from ._urns import ERROR_URN
+
 __all__ = [
     "ConfigurationError",
     "ConflictError",
@@ -35,9 +37,12 @@ __all__ = [
     "NotImplementedScimError",
     "PayloadTooLargeError",
     "PreconditionFailedError",
+    "RequestTimeoutError",
     "ScimError",
     "SensitiveError",
+    "ServiceUnavailableError",
     "TooManyError",
+    "TooManyRequestsError",
     "UnauthorizedError",
     "UniquenessError",
     "UnsupportedMediaTypeError",
@@ -45,7 +50,7 @@ __all__ = [
 
 
 #: RFC 7644 §3.12: the schema of every error body.
-ERROR_SCHEMA_URN = "urn:ietf:params:scim:api:messages:2.0:Error"
+ERROR_SCHEMA_URN = ERROR_URN
 
 
 class ScimError(Exception):
@@ -311,6 +316,41 @@ class InternalError(ScimError):
 
     status = 500
     default_detail = "Internal server error."
+
+
+class RequestTimeoutError(ScimError):
+    """RFC 9110 §15.5.9: 408 Request Timeout — "the server did not receive a complete
+    request message within the time that it was prepared to wait". Answered by the
+    servers, before the engine runs."""
+
+    status = 408
+    default_detail = "The request was not received in time."
+
+
+class TooManyRequestsError(ScimError):
+    """RFC 6585 §4: 429 Too Many Requests — "the user has sent too many requests in a
+    given amount of time ("rate limiting")"; the answer "MAY include a Retry-After header
+    indicating how long to wait before making a new request". Answered as every other
+    error, a SCIM Error body with the status (RFC 7644 §3.12), by the rate limits of
+    :mod:`scim2_core.observe`. ``retry_after`` is in whole seconds (RFC 9110 §10.2.3
+    ``delay-seconds``), at least 1.
+    """
+
+    status = 429
+    default_detail = "Too many requests; retry after the delay in Retry-After."
+
+    def __init__(self, retry_after: int, detail: str | None = None):
+        self.retry_after = max(1, int(retry_after))
+        super().__init__(detail, headers={"Retry-After": str(self.retry_after)})
+
+
+class ServiceUnavailableError(ScimError):
+    """RFC 9110 §15.6.4: 503 Service Unavailable — "the server is currently unable to
+    handle the request due to a temporary overload". Answered by ``scim2-core serve`` above
+    its connection limit."""
+
+    status = 503
+    default_detail = "The server is busy; try again shortly."
 
 
 class ConfigurationError(Exception):

@@ -10,7 +10,13 @@ The mount point is honoured: per the ASGI HTTP spec, ``path`` includes ``root_pa
 ("root_path [...] the root path this application is mounted at [...] path [...] includes
 root_path"), so the engine gets ``path`` with ``root_path`` stripped and ``base_url`` is
 ``scheme://host`` + ``root_path``, making ``Location`` and ``meta.location`` point back
-through the mount.
+through the mount (or the pinned ``base_url``).
+
+Routing uses ``raw_path`` (the target as received) when the server provides it, so a
+``%2F`` inside a resource id never routes as ``/``. A request framed by both
+``Content-Length`` and ``Transfer-Encoding``, a target that is not a path and a body not
+received within ``body_timeout`` seconds are answered with a SCIM Error and
+``Connection: close``.
 """
 
 from __future__ import annotations
@@ -19,17 +25,25 @@ import asyncio
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import Any
 
-from ._serving import (
+from ._types import Request, Response
+from .serving import (
     EngineLike,
+    bad_target,
     base_url,
+    checked_base_url,
     content_length,
+    engine_path,
     forwarded,
+    framing_conflict,
     host_from_server,
+    not_mounted,
     outgoing_headers,
     payload_too_large,
     query_params,
+    request_timeout,
 )
-from ._types import Request, Response
+from .serving._targets import asgi_headers, asgi_target
+from .serving._workers import Workers
 
 __all__ = ["ASGIApp", "PrefixMount", "Receive", "Scope", "Send"]
 
@@ -37,6 +51,7 @@ Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
+_Target = tuple[str | None, str | None]  # (authority, raw path) of the request target
 
 
 def _default_context(scope: Scope) -> Mapping[str, Any]:
@@ -50,7 +65,13 @@ class ASGIApp:
     and host of ``base_url``; leave it off unless a proxy you control sets them.
     ``context(scope)`` builds the request ``context`` handed to the authentication hook
     (default ``{"scope": scope}``). The engine runs in a worker thread unless
-    ``engine.never_blocks``.
+    ``engine.never_blocks``. ``base_url`` (``https://scim.example.com/scim/v2``) pins the
+    SCIM base URL of ``Location`` and ``meta.location``: the client's ``Host`` (and
+    ``X-Forwarded-*``) then count for nothing. ``body_timeout`` is how many seconds a client
+    has to send its whole body (``None``: forever); past it the answer is a 408 SCIM Error
+    and the connection is closed. Reads and writes run on ``read_threads`` and
+    ``write_threads`` workers of their own, so the heaviest writes never keep a ``GET``
+    waiting for a thread.
     """
 
     def __init__(
@@ -59,10 +80,17 @@ class ASGIApp:
         *,
         trust_proxy: bool = False,
         context: Callable[[Scope], Mapping[str, Any]] = _default_context,
+        base_url: str | None = None,
+        body_timeout: float | None = 30.0,
+        read_threads: int = 4,
+        write_threads: int = 4,
     ) -> None:
         self.engine = engine
+        self.workers = Workers(read_threads, write_threads)
         self.trust_proxy = trust_proxy
         self.context = context
+        self.base_url = None if base_url is None else checked_base_url(base_url)
+        self.body_timeout = body_timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -70,6 +98,7 @@ class ASGIApp:
             await self._http(scope, receive, send)
         elif kind == "lifespan":
             await _lifespan(receive, send)
+            self.workers.shutdown()
         elif kind == "websocket":
             # ASGI WebSocket spec: sending websocket.close before websocket.accept makes
             # the server reject the handshake (HTTP 403).
@@ -82,62 +111,99 @@ class ASGIApp:
 
     def request(self, scope: Scope, body: bytes) -> Request:
         """Translate an HTTP ``scope`` and its body into the engine's request dict."""
-        headers: dict[str, str] = {}
-        for raw_name, raw_value in scope.get("headers", ()):
-            name = raw_name.decode("latin-1").lower()
-            value = raw_value.decode("latin-1")
-            headers[name] = f"{headers[name]}, {value}" if name in headers else value
+        return self._request(scope, body, asgi_headers(scope)[0], asgi_target(scope), None)
+
+    def _request(
+        self, scope: Scope, body: bytes, headers: dict[str, str], target: _Target, path: str | None
+    ) -> Request:
         root_path: str = scope.get("root_path", "")
-        path: str = scope["path"]
-        if root_path and path.startswith(root_path):
-            path = path[len(root_path) :]
-        scheme: str = scope.get("scheme", "http")
-        host = headers.get("host") or host_from_server(scheme, scope.get("server"))
-        if self.trust_proxy:
-            scheme = forwarded(headers.get("x-forwarded-proto")) or scheme
-            host = forwarded(headers.get("x-forwarded-host")) or host
+        authority, raw = target
+        if path is None and raw is not None:
+            path = engine_path(raw, root_path)
+        if path is None:
+            # No raw path from the server (or one that does not match root_path): the
+            # decoded path, as the ASGI spec defines it.
+            path = scope["path"]
+            if root_path and path.startswith(root_path):
+                path = path[len(root_path) :]
+        url = self.base_url
+        if url is None:
+            scheme: str = scope.get("scheme", "http")
+            host = authority or headers.get("host") or host_from_server(scheme, scope.get("server"))
+            if self.trust_proxy:
+                scheme = forwarded(headers.get("x-forwarded-proto")) or scheme
+                host = forwarded(headers.get("x-forwarded-host")) or host
+            url = base_url(scheme, host, root_path)
+        query_string: bytes = scope.get("query_string", b"")
         return {
             "method": scope["method"],
             "path": path or "/",
-            "query": query_params(scope.get("query_string", b"").decode("latin-1")),
+            "query": query_params(query_string.decode("latin-1")) if query_string else {},
             "headers": headers,
             "body": body,
-            "base_url": base_url(scheme, host, root_path),
+            "base_url": url,
             "context": self.context(scope),
         }
 
-    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _http(
+        self, scope: Scope, receive: Receive, send: Send, at: tuple[_Target, str] | None = None
+    ) -> None:
+        """Answer one request; ``at``: its target and engine path, when the mount found them."""
+        headers, length, encoding = asgi_headers(scope)
+        framing = framing_conflict(length, encoding)
+        if framing is not None:
+            await _send_response(send, scope, framing, close=True)
+            return
+        target, mounted = at if at is not None else (asgi_target(scope), None)
+        if target == (None, None):
+            await _send_response(send, scope, bad_target(), close=True)
+            return
         limit = self.engine.options.max_body_bytes
         try:
-            body = await _read_body(scope, receive, limit)
+            body = await _read_body(scope, receive, limit, self.body_timeout, length, encoding)
         except _Disconnected:
+            return
+        except TimeoutError:
+            # RFC 9110 §15.5.9: the rest of the body may still arrive; close instead.
+            await _send_response(send, scope, request_timeout(self.body_timeout or 0), close=True)
             return
         response: Response
         if body is None:
             response = payload_too_large(limit)
         else:
-            request = self.request(scope, body)
+            request = self._request(scope, body, headers, target, mounted)
             if self.engine.never_blocks:
                 response = self.engine.handle(request)
             else:
-                response = await asyncio.to_thread(self.engine.handle, request)
-        await send(
-            {
-                "type": "http.response.start",
-                "status": response["status"],
-                "headers": [
-                    (name.lower().encode("latin-1"), value.encode("latin-1"))
-                    for name, value in outgoing_headers(response)
-                ],
-            }
-        )
-        # RFC 9110 §9.3.2: the server MUST NOT send content in the response to HEAD.
-        body = b"" if scope["method"] == "HEAD" else response["body"]
-        await send({"type": "http.response.body", "body": body})
+                response = await self.workers.run(self.engine.handle, request)
+        await _send_response(send, scope, response)
+
+
+#: The header names the engine answers with, as ASGI sends them (lower case, bytes).
+_NAMES = {
+    name: name.lower().encode("latin-1")
+    for name in ("Content-Type", "Content-Length", "ETag", "Location", "X-Request-Id")
+}
+
+
+async def _send_response(
+    send: Send, scope: Scope, response: Response, *, close: bool = False
+) -> None:
+    """Send ``response``; ``close`` adds ``Connection: close`` (servers then close)."""
+    headers = [
+        (_NAMES.get(name) or name.lower().encode("latin-1"), value.encode("latin-1"))
+        for name, value in outgoing_headers(response)
+    ]
+    if close:
+        headers.append((b"connection", b"close"))
+    await send({"type": "http.response.start", "status": response["status"], "headers": headers})
+    # RFC 9110 §9.3.2: the server MUST NOT send content in the response to HEAD.
+    body = b"" if scope["method"] == "HEAD" else response["body"]
+    await send({"type": "http.response.body", "body": body})
 
 
 class PrefixMount:
-    """A raw ASGI app serving ``app`` under ``prefix`` and a plain 404 everywhere else.
+    """A raw ASGI app serving ``app`` under ``prefix`` and a 404 SCIM Error everywhere else.
 
     For servers with no framework: ``uvicorn.run(PrefixMount(ASGIApp(engine)))`` serves
     SCIM at ``/scim/v2``.
@@ -155,23 +221,19 @@ class PrefixMount:
             await self.app(scope, receive, send)
             return
         root_path: str = scope.get("root_path", "")
-        path: str = scope["path"]
-        local = path[len(root_path) :] if path.startswith(root_path) else path
-        if local == self.prefix or local.startswith(self.prefix + "/"):
-            await self.app({**scope, "root_path": root_path + self.prefix}, receive, send)
+        target = asgi_target(scope)
+        raw = target[1]
+        if raw is None and scope["type"] == "http":
+            # Not a path (``*``, ``host:443``): the mounted app answers it (400, closed).
+            await self.app(scope, receive, send)
+        elif raw is not None and (path := engine_path(raw, root_path + self.prefix)) is not None:
+            mounted = {**scope, "root_path": root_path + self.prefix}
+            if scope["type"] == "http" and type(self.app) is ASGIApp:
+                await self.app._http(mounted, receive, send, (target, path))  # found here
+            else:
+                await self.app(mounted, receive, send)
         elif scope["type"] == "http":
-            body = f"Not found. The SCIM service is at {self.prefix}/\n".encode()
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": 404,
-                    "headers": [
-                        (b"content-type", b"text/plain; charset=utf-8"),
-                        (b"content-length", str(len(body)).encode()),
-                    ],
-                }
-            )
-            await send({"type": "http.response.body", "body": body})
+            await _send_response(send, scope, not_mounted(self.prefix))
         else:
             await receive()
             await send({"type": "websocket.close", "code": 1008})
@@ -181,17 +243,35 @@ class _Disconnected(Exception):
     """The client went away before sending its whole body."""
 
 
-async def _read_body(scope: Scope, receive: Receive, limit: int) -> bytes | None:
+async def _read_body(
+    scope: Scope,
+    receive: Receive,
+    limit: int,
+    timeout: float | None,
+    length: str | None,
+    encoding: str | None,
+) -> bytes | None:
     """The request body, or ``None`` as soon as it is known to exceed ``limit`` bytes.
 
     A ``Content-Length`` above the limit is refused before receiving anything; otherwise
-    reading stops at the first chunk that takes the total above the limit.
+    reading stops at the first chunk that takes the total above the limit. Raises
+    :class:`TimeoutError` when the whole body has not arrived ``timeout`` seconds after
+    the first read (a client trickling bytes does not restart the clock). ``length`` and
+    ``encoding`` are the request's first ``Content-Length`` and ``Transfer-Encoding``.
     """
-    for name, value in scope.get("headers", ()):
-        if name.lower() == b"content-length":
-            declared = content_length(value.decode("latin-1"))
-            if declared is not None and declared > limit:
-                return None
+    declared = content_length(length)
+    if declared is not None and declared > limit:
+        return None
+    http1 = scope.get("http_version", "1.1") in ("1.0", "1.1")
+    if http1 and not declared and encoding is None:
+        # RFC 9112 §6.3: in HTTP/1.x, no Content-Length (or 0) and no Transfer-Encoding
+        # means no body: nothing to wait for, so no timer either.
+        return await _receive_all(receive, limit)
+    async with asyncio.timeout(timeout):
+        return await _receive_all(receive, limit)
+
+
+async def _receive_all(receive: Receive, limit: int) -> bytes | None:
     chunks: list[bytes] = []
     size = 0
     while True:
@@ -208,7 +288,7 @@ async def _read_body(scope: Scope, receive: Receive, limit: int) -> bytes | None
 
 
 async def _lifespan(receive: Receive, send: Send) -> None:
-    """Answer the lifespan protocol politely: nothing to start, nothing to stop."""
+    """Answer the lifespan protocol: nothing to start; the caller stops its workers after."""
     while True:
         message = await receive()
         if message["type"] == "lifespan.startup":

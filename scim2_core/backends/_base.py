@@ -17,7 +17,7 @@ storage, and exactly the parts that must be atomic with storage:
   :meth:`Backend.update`, :meth:`Backend.delete`), every member id the write *added or
   removed* that exists and whose resource type has a ``groups`` attribute (by its schema;
   a core Group has none) gets the next ``meta.version`` and ``meta.lastModified`` set to
-  the time of the group's write (:func:`scim2_core._meta.touch`). Only those: a one-member
+  the time of the group's write (:func:`~scim2_core.backends.touch`). Only those: a one-member
   add to a 10k-member group touches one resource, a write that keeps the member set
   touches none.
 
@@ -27,11 +27,46 @@ push all three down. A backend that cannot translate part of a filter raises
 :class:`~scim2_core.InvalidFilterError` (400) rather than silently scanning.
 
 Every method takes ``tenant`` first: ``None`` for a single-tenant deployment, otherwise the
-tenant the engine's authentication hook resolved. Data of one tenant is invisible to every
-other tenant.
+tenant the engine's authentication hook resolved, a non-empty string. Data of one tenant is
+invisible to every other tenant, and to ``None``. Every method raises :class:`ValueError`
+for an empty tenant name (:func:`~scim2_core.backends.check_tenant`), so that a store
+cannot confuse it with ``None``.
+
+Order is part of the contract, so that every backend returns the same lists:
+:meth:`Backend.search` returns its window sorted (see its docstring) and
+:meth:`Backend.groups_of` lists each member's groups by group id.
+
+The rules every backend applies (compare-and-set, members that must exist, leaving groups,
+touching members) are public functions of :mod:`scim2_core.backends`; the contract suite
+every backend passes is :mod:`scim2_core.testing`.
+
+Optional capabilities (a backend without them still works; without the first two the
+engine keeps its events and audit entries in memory):
+
+* ``enable_outbox() -> scim2_core.events.EventStore``: from this call on, store the
+  :class:`~scim2_core.events.ChangeEvent` of every change in the same transaction (or under
+  the same lock) as the change: build them with :func:`~scim2_core.backends.change_events`
+  from the resource before and after, plus the ``(type, id, new version)`` of every
+  resource the write touched (members that joined or left, groups a deleted resource
+  left), and store them last, just before the commit. A SQL store can reuse
+  :func:`scim2_core.backends.sql.write_events` and
+  :data:`~scim2_core.backends.sql.OUTBOX_DDL` on its own connection, and
+  :class:`~scim2_core.backends.sql.SQLEventStore`'s queries. Returns the store the
+  delivery worker reads (each call may return a new object over the same data).
+* ``enable_audit() -> scim2_core.events.AuditStore``: where the engine's audit log is kept,
+  beside the data.
+* ``request_scope() -> contextlib.AbstractContextManager``: :meth:`Engine.handle
+  <scim2_core.Engine.handle>` (and each call of the Python API) enters it around one request,
+  in the thread that serves it, so that the request's backend calls (a read, then the
+  ``groups_of`` of what it read, or a write) can share what the backend holds, such as one
+  database connection. Each call keeps every guarantee it has alone: a write is still one
+  transaction with its compare-and-set, and what a call returns is already stored. An
+  exception inside the block leaves it (the block must not swallow it); a block entered
+  inside another one of the same thread must work (the outer one may serve both). The
+  engine looks the method up once; a backend without it costs nothing.
 
 Resources cross this boundary as plain JSON dicts in canonical form (see
-:mod:`scim2_core._schema`). A backend must never hand out a dict it keeps a reference to, nor
+:mod:`scim2_core.schema`). A backend must never hand out a dict it keeps a reference to, nor
 keep a reference to a dict it was given: callers are free to mutate what they pass and get.
 """
 
@@ -41,14 +76,17 @@ from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-from .._schema import AttrRef, ResourceType
-from ..filter._ast import Filter
+from ..filter import Filter
+from ..schema import AttrRef, ResourceType
 
 __all__ = [
     "Backend",
     "Change",
+    "MemberRows",
     "Page",
+    "Position",
     "SearchQuery",
+    "Seek",
     "SortSpec",
 ]
 
@@ -73,6 +111,32 @@ class SortSpec:
     descending: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class Position:
+    """Where a resource stands in a search's order: its sort key and its ``id``.
+
+    ``key`` is the value the backend orders by (a JSON scalar: string, number, boolean, or
+    None for "no value", which sorts last ascending and first descending); without a
+    ``sortBy`` it is ``meta.created``. Only the backend that made a position reads it back.
+    """
+
+    key: str | int | float | bool | None
+    id: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Seek:
+    """Keyset paging (RFC 9865 cursors): the window starts right after ``position``
+    (``backward``: ends right before it), in the query's order; ``position`` None starts
+    at the beginning. Unlike an offset, a position stays right while resources are
+    created and deleted between pages: a resource that exists throughout (and keeps its
+    sort key) is neither skipped nor repeated, and the page costs the same anywhere in
+    the results."""
+
+    position: Position | None = None
+    backward: bool = False
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SearchQuery:
     """One list/search request, ready to push down.
@@ -80,20 +144,37 @@ class SearchQuery:
     ``filter`` is bound (canonical names) or None for "all". ``offset`` is 0-based (the
     engine turns RFC ``startIndex`` into it); ``count`` is the page size (never None: the
     engine caps it). ``count == 0`` asks only for the total.
+
+    ``without_members``: the caller will not return ``members`` (``excludedAttributes=members``,
+    what identity providers send on group reads), so a backend may leave them out of the
+    resources of the window; one that ignores it is still correct.
     """
 
     filter: Filter | None = None
     sort: SortSpec | None = None
     offset: int = 0
     count: int = 100
+    without_members: bool = False
+    #: Keyset paging instead of ``offset`` (which is then 0); only given to a backend whose
+    #: ``keyset_paging`` attribute is True (see :class:`Page` for what it answers).
+    seek: Seek | None = None
 
 
 @dataclass(slots=True)
 class Page:
-    """A search result: the total number of matches and the resources of the window."""
+    """A search result: the total number of matches and the resources of the window.
+
+    With :attr:`SearchQuery.seek`, the backend also gives the positions of the window's
+    ``first`` and ``last`` resources (None when the window is empty) and whether ``more``
+    results lie beyond the window in the direction of travel (after it; before it when
+    ``backward``). The window itself is always in the query's order.
+    """
 
     total: int
     resources: list[dict[str, Any]] = field(default_factory=list)
+    first: Position | None = None
+    last: Position | None = None
+    more: bool = False
 
 
 @runtime_checkable
@@ -103,6 +184,10 @@ class Backend(Protocol):
     #: True if no method ever blocks on I/O, so an ASGI server may call the engine on its
     #: event loop; False makes the ASGI app run the engine in a worker thread.
     never_blocks: bool
+
+    # Optional: ``keyset_paging = True`` says that :meth:`search` honours
+    # :attr:`SearchQuery.seek`; the engine's RFC 9865 cursors are then positions, not
+    # offsets. A backend without the attribute gets offsets.
 
     def bind(self, resource_types: Sequence[ResourceType]) -> None:
         """Learn the resource types to store; called once by the Engine's constructor.
@@ -152,6 +237,8 @@ class Backend(Protocol):
         Semantics of every filter operator are those of
         :func:`scim2_core.filter.compile_filter`; a backend's results must equal it.
         Without ``query.sort`` the order is still stable (by ``meta.created`` then ``id``).
+        Any ``offset`` and ``count`` are accepted, however large: an offset past the end
+        gives an empty window, a count past it the rest (RFC 7644 §3.4.2.4).
         Raises :class:`~scim2_core.InvalidFilterError` for a filter it cannot evaluate.
         """
         ...
@@ -205,9 +292,10 @@ class Backend(Protocol):
         ``meta.version`` is not in it. In the same transaction, removes ``id`` from the
         ``members`` of every resource that lists it (RFC 7644 §3.6: the deleted resource
         "MUST NOT be returned" in later queries — nor as a member) and bumps those
-        resources' ``meta.version`` and ``meta.lastModified`` (:func:`scim2_core._meta.touch`);
+        resources' ``meta.version`` and ``meta.lastModified`` (:func:`~scim2_core.backends.touch`);
         and touches each member of the deleted resource whose type has ``groups`` (they
         leave it; see the module docstring). The deleted resource itself needs nothing.
+        :func:`~scim2_core.backends.remove_member` does it for one group.
         """
         ...
 
@@ -217,8 +305,10 @@ class Backend(Protocol):
         """For each id, the resources whose ``members`` contain it (direct membership).
 
         Returns ``{member_id: [{"value": group_id, "display": displayName}, ...]}``
-        (ids with no groups may be absent). Used to derive the readOnly ``User.groups``
-        (RFC 7643 §4.1.2) on every read, so it must be an indexed lookup.
+        (ids with no groups may be absent), each list sorted by group id in code point
+        order (Python's ``sorted``), whatever the groups' creation order. Used to derive
+        the readOnly ``User.groups`` (RFC 7643 §4.1.2) on every read, so it must be an
+        indexed lookup.
         """
         ...
 
@@ -228,5 +318,58 @@ class Backend(Protocol):
         Used to check that new group members exist (400 ``invalidValue`` otherwise); the
         ids it found are then passed as ``members`` to :meth:`create` or :meth:`update`,
         which check them again atomically with the write.
+        """
+        ...
+
+
+@runtime_checkable
+class MemberRows(Protocol):
+    """An optional capability: a backend that stores a group's members apart from the
+    group (one row each) implements these two methods, and the engine then never needs a
+    whole member list for what identity providers do most to large groups.
+
+    * A read that does not return ``members`` (``excludedAttributes=members``, RFC 7644
+      §3.9) calls :meth:`get_without_members`, and a list sets
+      :attr:`SearchQuery.without_members`.
+    * A PATCH (RFC 7644 §3.5.2) whose every operation adds members, or removes members
+      named by id (``members[value eq "id"]``, or a ``members`` value list), calls
+      :meth:`update_members` with the ids it names: adding one member to a 100k-member
+      group reads and writes one member, whatever the group's size.
+
+    Every other write goes through :meth:`Backend.update` with the whole resource, as
+    before; a backend without this capability is used that way for everything.
+    """
+
+    def get_without_members(
+        self, tenant: str | None, rt: ResourceType, id: str
+    ) -> dict[str, Any] | None:
+        """:meth:`Backend.get` without the ``members`` attribute (the rest unchanged),
+        reading no member."""
+        ...
+
+    def update_members(
+        self,
+        tenant: str | None,
+        rt: ResourceType,
+        id: str,
+        values: Collection[str],
+        change: Change,
+        *,
+        if_match: Collection[str] | None = None,
+        members: Collection[str] = (),
+    ) -> dict[str, Any]:
+        """:meth:`Backend.update`, except that ``change`` sees the resource with only the
+        stored members whose ``value`` is in ``values`` (in stored order; ``members``
+        absent when none is), and returns the resource *without* ``members``.
+
+        The result of ``change`` says what becomes of those members only: one it no
+        longer lists is removed, one whose object differs is replaced in place, one it
+        adds (a value not stored) goes after every stored member; every other stored
+        member stays as it is. Everything :meth:`Backend.update` guarantees holds: one
+        transaction, ``If-Match`` compared with the stored version, new members in
+        ``members`` checked to exist, uniqueness, touching the members added or removed.
+        With an outbox on (``enable_outbox``), the write stores its events like an
+        update's, from the members named alone: :func:`~scim2_core.backends.change_events`
+        with ``some_members=True`` and one ``touched`` event per member added or removed.
         """
         ...

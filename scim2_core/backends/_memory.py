@@ -21,22 +21,31 @@ from __future__ import annotations
 
 import bisect
 import threading
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 
 from .._errors import (
-    InvalidValueError,
     NotFoundError,
-    PreconditionFailedError,
     UniquenessError,
 )
 from .._json import copy_json
-from .._meta import now, touch
-from .._schema import Attribute, AttrRef, ResourceType
-from ..filter import Predicate, compile_filter, sort_key
-from ..filter._ast import And, Compare, Filter, Or, ValuePath
-from ._base import Change, Page, SearchQuery
+from ..events import AuditStore, EventKind, EventStore, MemoryAuditStore, MemoryEventStore
+from ..filter import And, Filter, Or, Predicate, ValuePath, compile_filter, simple_eq, sort_key
+from ..schema import Attribute, AttrRef, ResourceType, now, touch
+from ._base import Change, Page, Position, SearchQuery, Seek
+from ._keyset import seek_page
+from ._outbox import change_events
+from ._rules import (
+    check_new_members,
+    check_tenant,
+    check_version,
+    derives_groups,
+    last_modified,
+    lists_members,
+    member_ids,
+    remove_member,
+)
 
 __all__ = ["MemoryBackend"]
 
@@ -114,12 +123,10 @@ def _spec_for(rt: ResourceType) -> _Spec:
             label=str(AttrRef(urn, attr, sub)),
         )
 
-    has_members = False
     for urn, attr in rt.iter_attributes():
         if urn is None and attr.name == "id":
             continue  # the row dict is the id index; ids are unique per tenant
         if urn is None and attr.name == "members" and attr.multi_valued:
-            has_members = attr.sub("value") is not None
             continue  # the tenant's reverse membership index serves members.value
         if attr.is_complex:
             for sub in attr.sub_attributes:
@@ -127,21 +134,7 @@ def _spec_for(rt: ResourceType) -> _Spec:
                     add(urn, attr, sub)
         elif attr.uniqueness != "none" or (urn is None and attr.name == "externalId"):
             add(urn, attr, None)
-    has_groups = rt.schema.attribute("groups") is not None
-    return _Spec(indexes=indexes, has_members=has_members, has_groups=has_groups)
-
-
-def _member_ids(resource: Mapping[str, Any]) -> set[Any]:
-    """The ``value`` of every entry of ``members`` (canonical resources: dicts with str)."""
-    members = resource.get("members")
-    if not members or not isinstance(members, list):
-        return set()
-    try:
-        return {m["value"] for m in members}
-    except (TypeError, KeyError):  # not canonical: skip what is not a member reference
-        return {
-            m["value"] for m in members if isinstance(m, dict) and isinstance(m.get("value"), str)
-        }
+    return _Spec(indexes=indexes, has_members=lists_members(rt), has_groups=derives_groups(rt))
 
 
 def _created(resource: Mapping[str, Any]) -> str:
@@ -150,17 +143,9 @@ def _created(resource: Mapping[str, Any]) -> str:
     return created if isinstance(created, str) else ""
 
 
-def _modified(resource: Mapping[str, Any]) -> str:
-    """``meta.lastModified`` of a resource the engine wrote (the time of the write)."""
-    meta = resource.get("meta")
-    modified = meta.get("lastModified") if isinstance(meta, dict) else None
-    return modified if isinstance(modified, str) else now()
-
-
-def _version(resource: Mapping[str, Any]) -> str | None:
-    meta = resource.get("meta")
-    version = meta.get("version") if isinstance(meta, dict) else None
-    return version if isinstance(version, str) else None
+def _created_position(resource: dict[str, Any]) -> Position:
+    """A resource's place in the default order (``meta.created``, then ``id``)."""
+    return Position(_created(resource), resource["id"])
 
 
 @dataclass(slots=True)
@@ -229,6 +214,8 @@ class MemoryBackend:
     """
 
     never_blocks = True
+    #: :meth:`search` honours :attr:`SearchQuery.seek` (RFC 9865 cursors as positions).
+    keyset_paging = True
 
     def __init__(self) -> None:
         self._lock = threading.RLock()
@@ -239,6 +226,25 @@ class MemoryBackend:
         self._compiled: dict[tuple[str, Filter], tuple[ResourceType, Predicate]] = {}
         #: ``uniqueness: global`` values across tenants: (type, path) -> value -> {(tenant, id)}.
         self._global: dict[tuple[str, _Path], dict[Any, set[tuple[str | None, str]]]] = {}
+        #: The outbox, once :meth:`enable_outbox` turned it on.
+        self._outbox: MemoryEventStore | None = None
+        self._audit: MemoryAuditStore | None = None
+
+    def enable_audit(self) -> AuditStore:
+        """The audit log's store: in memory, like the data (the latest 100k entries)."""
+        with self._lock:
+            if self._audit is None:
+                self._audit = MemoryAuditStore()
+            return self._audit
+
+    def enable_outbox(self) -> EventStore:
+        """Store a :class:`~scim2_core.events.ChangeEvent` for every change from now on,
+        under the same lock as the change, and return the store they go to (in memory,
+        like the data: it lives as long as this object)."""
+        with self._lock:
+            if self._outbox is None:
+                self._outbox = MemoryEventStore()
+            return self._outbox
 
     # -- the protocol ------------------------------------------------------------------------
 
@@ -255,13 +261,14 @@ class MemoryBackend:
         *,
         members: Collection[str] = (),
     ) -> dict[str, Any]:
+        check_tenant(tenant)
         stored = copy_json(resource)
         id = stored["id"]
         with self._lock:
             spec = self._spec(rt)
             state = self._tenants.get(tenant)
             if members and spec.has_members:
-                _check_members(state, members, _member_ids(stored))
+                check_new_members(members, member_ids(stored), state.kinds if state else ())
             if state is None:
                 state = self._tenants[tenant] = _Tenant()
             # RFC 7643 §3.1 "id": "Each representation of the resource MUST include a
@@ -276,26 +283,45 @@ class MemoryBackend:
             self._check_unique(tenant, rt, spec, store, id, new_keys)
             for path, keys in new_keys.items():
                 self._index(tenant, rt, spec, store, path, id, (), keys)
+            touched: list[tuple[str, str]] = []
             if spec.has_members:
-                added = _member_ids(stored)
+                added = member_ids(stored)
                 self._index_members(state, id, added)
-                self._touch_members(state, added, id, _modified(stored))
+                touched = self._touch_members(state, added, id, last_modified(stored))
             store.insert(id, stored)
             state.kinds[id] = rt.name
+            if self._outbox is not None:
+                self._record(state, tenant, rt, "created", None, stored, touched)
             return copy_json(stored)
 
     def get(self, tenant: str | None, rt: ResourceType, id: str) -> dict[str, Any] | None:
+        check_tenant(tenant)
         with self._lock:
             store = self._store(tenant, rt)
             row = store.rows.get(id) if store is not None else None
             return copy_json(row) if row is not None else None
 
+    def get_without_members(
+        self, tenant: str | None, rt: ResourceType, id: str
+    ) -> dict[str, Any] | None:
+        """:meth:`get` without ``members`` (see :class:`~scim2_core.backends.MemberRows`)."""
+        check_tenant(tenant)
+        with self._lock:
+            store = self._store(tenant, rt)
+            row = store.rows.get(id) if store is not None else None
+            if row is None:
+                return None
+            return copy_json({k: v for k, v in row.items() if k != "members"})
+
     def search(self, tenant: str | None, rt: ResourceType, query: SearchQuery) -> Page:
+        check_tenant(tenant)
         predicate = self._compile(query.filter, rt) if query.filter is not None else None
         with self._lock:
             store = self._store(tenant, rt)
             if store is None:
                 return Page(total=0)
+            if query.seek is not None:
+                return self._seek(tenant, rt, store, query, query.seek, predicate)
             start = max(query.offset, 0)
             stop = start + max(query.count, 0)
             if predicate is None and query.sort is None:
@@ -313,6 +339,56 @@ class MemoryBackend:
                 rows.sort(key=sort_key(query.sort.path, descending=descending), reverse=descending)
             return Page(total=len(rows), resources=[copy_json(r) for r in rows[start:stop]])
 
+    def _seek(
+        self,
+        tenant: str | None,
+        rt: ResourceType,
+        store: _Store,
+        query: SearchQuery,
+        seek: Seek,
+        predicate: Predicate | None,
+    ) -> Page:
+        """:meth:`search` with keyset paging (called under the lock)."""
+        count = max(query.count, 0)
+        if predicate is None and query.sort is None:
+            # The default order is ``store.order`` itself: a bisection, whatever the depth.
+            order = store.order
+            at = seek.position
+            if at is None:
+                begin = stop = 0
+            elif seek.backward:
+                stop = bisect.bisect_left(order, (str(at.key), at.id))
+                begin = max(0, stop - count)
+            else:
+                begin = stop = bisect.bisect_right(order, (str(at.key), at.id))
+            if not seek.backward or at is None:
+                stop = min(len(order), begin + count)
+            window = [copy_json(store.rows[id]) for _, id in order[begin:stop]]
+            more = begin > 0 if seek.backward and at is not None else stop < len(order)
+            return Page(
+                total=len(order),
+                resources=window,
+                first=Position(*order[begin]) if window else None,
+                last=Position(*order[stop - 1]) if window else None,
+                more=more,
+            )
+        rows = self._matches(tenant, rt, store, query.filter, predicate)
+        descending = False
+        position_of: Callable[[dict[str, Any]], Position] = _created_position
+        if query.sort is not None:
+            descending = query.sort.descending
+            key = sort_key(query.sort.path, descending=descending)
+            rows.sort(key=key, reverse=descending)
+
+            def sorted_position(row: dict[str, Any]) -> Position:
+                flag, value, _tie = key(row)
+                return Position(None if flag else value, row["id"])
+
+            position_of = sorted_position
+        page = seek_page(len(rows), rows, position_of, seek, count, descending)
+        page.resources = [copy_json(r) for r in page.resources]
+        return page
+
     def update(
         self,
         tenant: str | None,
@@ -323,9 +399,10 @@ class MemoryBackend:
         if_match: Collection[str] | None = None,
         members: Collection[str] = (),
     ) -> dict[str, Any]:
+        check_tenant(tenant)
         with self._lock:
             state, store, old = self._load(tenant, rt, id)
-            _check_version(old, if_match)
+            check_version(old, if_match)
             given = copy_json(old)
             new = change(given)
             if new is None:
@@ -336,26 +413,79 @@ class MemoryBackend:
             stored["id"] = id
             spec = self._spec(rt)
             if members and spec.has_members:
-                _check_members(state, members, _member_ids(stored) - _member_ids(old))
+                added = member_ids(stored) - member_ids(old)
+                check_new_members(members, added, state.kinds)
             new_keys = {path: ix.keys(stored) for path, ix in spec.indexes.items()}
             self._check_unique(tenant, rt, spec, store, id, new_keys)
             for path, keys in new_keys.items():
                 self._index(tenant, rt, spec, store, path, id, spec.indexes[path].keys(old), keys)
+            touched: list[tuple[str, str]] = []
             if spec.has_members:
                 old_ids = state.members.get(id, set())
-                new_ids = _member_ids(stored)
+                new_ids = member_ids(stored)
                 self._index_members(state, id, new_ids)
-                self._touch_members(state, old_ids ^ new_ids, id, _modified(stored))
+                touched = self._touch_members(state, old_ids ^ new_ids, id, last_modified(stored))
             before, after = _created(old), _created(stored)
             if before != after:
                 _remove_sorted(store.order, (before, id))
                 bisect.insort(store.order, (after, id))
                 store.in_order = False
             store.rows[id] = stored
+            if self._outbox is not None:
+                self._record(state, tenant, rt, None, old, stored, touched)
             # ``new`` came from the caller's own callback and is not kept: hand it back as
             # the stored resource instead of paying for a third copy of a large group.
             new["id"] = id
             return new
+
+    def update_members(
+        self,
+        tenant: str | None,
+        rt: ResourceType,
+        id: str,
+        values: Collection[str],
+        change: Change,
+        *,
+        if_match: Collection[str] | None = None,
+        members: Collection[str] = (),
+    ) -> dict[str, Any]:
+        """:meth:`update` seeing only the members named in ``values`` (see
+        :class:`~scim2_core.backends.MemberRows`)."""
+        wanted = set(values)
+
+        def whole(current: dict[str, Any]) -> dict[str, Any] | None:
+            stored = current.get("members")
+            stored = stored if isinstance(stored, list) else []
+            seen = [m for m in stored if isinstance(m, dict) and m.get("value") in wanted]
+            given = {k: v for k, v in current.items() if k != "members"}
+            if seen:
+                given["members"] = seen
+            new = change(given)
+            if new is None:
+                return None
+            kept = new.get("members")
+            by_value = {m.get("value"): m for m in kept or () if isinstance(m, dict)}
+            merged: list[Any] = []
+            for m in stored:
+                value = m.get("value") if isinstance(m, dict) else None
+                if value not in wanted:
+                    merged.append(m)
+                elif value in by_value:
+                    merged.append(by_value.pop(value))
+            merged.extend(by_value.values())
+            out: dict[str, Any] = {}
+            for key, value in new.items():
+                if key == "meta" and merged:
+                    out["members"] = merged
+                if key != "members":
+                    out[key] = value
+            if merged:
+                out.setdefault("members", merged)
+            return out
+
+        with self._lock:  # reentrant: the update below is part of this one transaction
+            result = self.update(tenant, rt, id, whole, if_match=if_match, members=members)
+            return {k: v for k, v in result.items() if k != "members"}
 
     def delete(
         self,
@@ -365,16 +495,18 @@ class MemoryBackend:
         *,
         if_match: Collection[str] | None = None,
     ) -> dict[str, Any]:
+        check_tenant(tenant)
         with self._lock:
             state, store, old = self._load(tenant, rt, id)
-            _check_version(old, if_match)
+            check_version(old, if_match)
             spec = self._spec(rt)
             for path, ix in spec.indexes.items():
                 self._index(tenant, rt, spec, store, path, id, ix.keys(old), ())
             when = now()
+            touched: list[tuple[str, str]] = []
             if spec.has_members:
                 # Its members leave it: each whose ``groups`` is derived changes.
-                self._touch_members(state, state.members.get(id, set()), id, when)
+                touched = self._touch_members(state, state.members.get(id, set()), id, when)
                 self._index_members(state, id, set())
             del store.rows[id]
             del state.kinds[id]
@@ -388,23 +520,17 @@ class MemoryBackend:
                 kind = state.kinds.get(group_id)
                 if kind is None:
                     continue
-                group = state.stores[kind].rows[group_id]
                 state.members.get(group_id, set()).discard(id)
-                members = group.get("members")
-                if isinstance(members, list):
-                    kept = [
-                        m for m in members if not (isinstance(m, dict) and m.get("value") == id)
-                    ]
-                    if kept:
-                        group["members"] = kept
-                    else:
-                        del group["members"]
-                touch(group, when)
+                remove_member(state.stores[kind].rows[group_id], id, when)
+                touched.append((kind, group_id))
+            if self._outbox is not None:
+                self._record(state, tenant, rt, "deleted", old, None, touched)
             return old  # no longer kept: no copy needed
 
     def groups_of(
         self, tenant: str | None, member_ids: Iterable[str]
     ) -> Mapping[str, list[dict[str, Any]]]:
+        check_tenant(tenant)
         out: dict[str, list[dict[str, Any]]] = {}
         with self._lock:
             state = self._tenants.get(tenant)
@@ -426,6 +552,7 @@ class MemoryBackend:
         return out
 
     def existing(self, tenant: str | None, ids: Iterable[str]) -> Mapping[str, str]:
+        check_tenant(tenant)
         with self._lock:
             state = self._tenants.get(tenant)
             if state is None:
@@ -537,18 +664,42 @@ class MemoryBackend:
         else:
             state.members.pop(id, None)
 
-    def _touch_members(self, state: _Tenant, ids: Iterable[str], group_id: str, when: str) -> None:
+    def _record(
+        self,
+        state: _Tenant,
+        tenant: str | None,
+        rt: ResourceType,
+        kind: EventKind | None,
+        before: Mapping[str, Any] | None,
+        after: Mapping[str, Any] | None,
+        touched: Iterable[tuple[str, str]],
+    ) -> None:
+        """Store the events of a write, still under the lock (see :meth:`enable_outbox`)."""
+        assert self._outbox is not None
+        versions = [
+            (kind_, rid, (state.stores[kind_].rows[rid].get("meta") or {}).get("version"))
+            for kind_, rid in sorted(touched, key=lambda t: t[1])
+        ]
+        self._outbox.append(change_events(tenant, rt, kind, before, after, versions))
+
+    def _touch_members(
+        self, state: _Tenant, ids: Iterable[str], group_id: str, when: str
+    ) -> list[tuple[str, str]]:
         """Touch each existing resource of ``ids`` whose type has a derived ``groups``.
 
         RFC 7644 §3.14: a version changes whenever the representation does, and ``groups``
         (RFC 7643 §4.1.2) is part of a User's: joining or leaving a group changes it. Only
         the members the write added or removed are passed, never all of a large group's.
+        Returns the ``(type, id)`` of each resource touched.
         """
+        touched = []
         for member_id in ids:
             kind = state.kinds.get(member_id)
             if kind is None or member_id == group_id or not self._specs[kind].has_groups:
                 continue
             touch(state.stores[kind].rows[member_id], when)
+            touched.append((kind, member_id))
+        return touched
 
     def _matches(
         self,
@@ -590,24 +741,18 @@ class MemoryBackend:
             return None if right is None else left | right
         path: _Path
         value: Any
-        if isinstance(filter, Compare):
-            if filter.op != "eq" or not isinstance(filter.value, str):
-                return None
-            p = filter.path
-            path, value = (_urn(rt, p.urn), p.name, p.sub), filter.value
-        elif isinstance(filter, ValuePath):
-            inner = filter.filter
-            if not (
-                isinstance(inner, Compare)
-                and inner.op == "eq"
-                and isinstance(inner.value, str)
-                and inner.path.urn is None
-                and inner.path.sub is None
-                and filter.path.sub is None
-            ):
-                return None
-            path = (_urn(rt, filter.path.urn), filter.path.name, inner.path.name)
-            value = inner.value
+        if (eq := simple_eq(filter)) is not None:
+            p, value = eq
+            path = (_urn(rt, p.urn), p.name, p.sub)
+        elif (
+            isinstance(filter, ValuePath)
+            and filter.path.sub is None
+            and (eq := simple_eq(filter.filter)) is not None
+            and eq[0].urn is None
+            and eq[0].sub is None
+        ):
+            path = (_urn(rt, filter.path.urn), filter.path.name, eq[0].name)
+            value = eq[1]
         else:
             return None
         if path == (None, "id", None):
@@ -637,25 +782,3 @@ def _remove_sorted(order: list[tuple[str, str]], item: tuple[str, str]) -> None:
     at = bisect.bisect_left(order, item)
     if at < len(order) and order[at] == item:
         del order[at]
-
-
-def _check_members(state: _Tenant | None, members: Collection[str], added: set[Any]) -> None:
-    """Refuse the ids of ``members`` that the write adds but that do not exist (RFC 7643
-    §4.2); called under the lock, before anything is written."""
-    kinds = state.kinds if state is not None else {}
-    missing = sorted(i for i in set(members) if i in added and i not in kinds)
-    if missing:
-        shown = ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")
-        raise InvalidValueError(f"Members do not exist: {shown}.")
-
-
-def _check_version(row: Mapping[str, Any], if_match: Collection[str] | None) -> None:
-    # RFC 7232 §3.1: "If the field-value is a list of entity-tags, the condition is false if
-    # none of the listed tags match the entity-tag of the selected representation. An origin
-    # server MUST NOT perform the requested method if a received If-Match condition
-    # evaluates to false"; RFC 7644 Table 8, 412: "Failed to update. Resource has changed on
-    # the server." Checked under the same lock as the write, so it is a compare-and-set.
-    if if_match is not None and _version(row) not in if_match:
-        raise PreconditionFailedError(
-            "The resource has changed on the server (If-Match does not match meta.version)."
-        )

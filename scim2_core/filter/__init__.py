@@ -6,6 +6,7 @@
 * :func:`compile_filter` / :func:`compile_value_filter` build fast predicates over dicts;
   :func:`sort_key` sorts dicts per RFC 7644 §3.4.2.3.
 * :class:`FilterVisitor` lets a backend translate a bound tree (e.g. into SQL).
+* :func:`conjuncts`, :func:`mentions` and :func:`simple_eq` inspect a tree's shape.
 
 See docs/filters.md.
 """
@@ -26,6 +27,7 @@ from ._ast import (
 )
 from ._bind import SCHEMAS_ATTRIBUTE, bind, bind_path
 from ._compile import Predicate, compile_filter, compile_value_filter, sort_key
+from ._inspect import conjuncts, mentions, simple_eq
 from ._parser import HARD_MAX_DEPTH, parse_filter, parse_path
 from ._visitor import FilterVisitor, Untranslatable
 
@@ -51,7 +53,10 @@ __all__ = [
     "bind_path",
     "compile_filter",
     "compile_value_filter",
+    "conjuncts",
+    "mentions",
     "parse_filter",
     "parse_path",
+    "simple_eq",
     "sort_key",
 ]

@@ -8,9 +8,11 @@ compiler) returns a tree whose paths carry canonical spellings, so a backend can
 stored dicts and columns directly.
 
 ``str(node)`` renders a filter that parses back to an equal tree:
-``parse(str(parse(f))) == parse(f)``, and more generally ``parse(str(t)) == t`` for any
-tree ``t`` (checked by a hypothesis test). Chains of one operator are parsed into balanced
-trees (see :func:`balanced`) and rendered back without parentheses.
+``parse(str(parse(f))) == parse(f)``. The parser returns trees in a normal form: chains of
+one operator are balanced (see :func:`balanced`) however they were grouped, and
+``not (not (x))`` is ``x``. So ``parse(str(t)) == t`` for any tree ``t`` in that form, and
+``parse(str(t))`` is the normal form of any other tree (both checked by hypothesis tests).
+Chains render without parentheses.
 """
 
 from __future__ import annotations
@@ -102,7 +104,7 @@ class And:
     right: Filter
 
     def __str__(self) -> str:
-        return _render_chain(self, And, " and ")
+        return _render_chain(self, " and ")
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,7 +113,7 @@ class Or:
     right: Filter
 
     def __str__(self) -> str:
-        return _render_chain(self, Or, " or ")
+        return _render_chain(self, " or ")
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,21 +190,16 @@ def _chain_items(node: And | Or) -> list[Filter]:
     return out
 
 
-def _render_chain(node: And | Or, cls: type[And] | type[Or], word: str) -> str:
-    # A chain the parser would build from ``a and b and c ...`` renders without
-    # parentheses; any other nesting of the same operator is parenthesised, so that
-    # ``parse_filter(str(tree)) == tree`` for every tree.
-    items = _chain_items(node)
-    parts: list[Filter] = items
-    if len(items) > 2 and balanced(items, cls) != node:
-        parts = [node.left, node.right]
-    return word.join(_wrap(part, cls) for part in parts)
+def _render_chain(node: And | Or, word: str) -> str:
+    # The parser reads a chain of one operator as the balanced tree of its operands,
+    # however it is grouped, so a chain renders without parentheses.
+    return word.join(_wrap(part) for part in _chain_items(node))
 
 
-def _wrap(node: Filter, parent: type[And] | type[Or]) -> str:
+def _wrap(node: Filter) -> str:
     # "and" binds tighter than "or" (RFC 7644 Table 4, "Precedence"): an "or" inside an
-    # "and" needs parentheses, an "and" inside an "or" does not. A child of the parent's
-    # own operator reaches here only when it must stay grouped.
-    if isinstance(node, Or) or (isinstance(node, And) and parent is And):
+    # "and" needs parentheses, an "and" inside an "or" does not. (A chain's operands are
+    # never of the chain's own operator.)
+    if isinstance(node, Or):
         return f"({node})"
     return str(node)

@@ -15,10 +15,11 @@ Every semantic mistake raises :class:`~scim2_core.InvalidFilterError` (or
 from __future__ import annotations
 
 import datetime as _dt
+import re
 from typing import Final
 
 from .._errors import InvalidFilterError, InvalidPathError, ScimError
-from .._schema import Attribute, AttrRef, ResourceType, format_datetime, parse_datetime
+from ..schema import Attribute, AttrRef, ResourceType, format_datetime, parse_datetime
 from ._ast import (
     And,
     AttrPath,
@@ -50,6 +51,8 @@ SCHEMAS_ATTRIBUTE: Final = Attribute(
 _ORDER_OPS: Final = frozenset(("gt", "ge", "lt", "le"))
 _STRING_OPS: Final = frozenset(("co", "sw", "ew"))
 _BOOLEAN_STRINGS: Final = {"true": True, "false": False}
+# The fractional-second digits after the sixth (the ones datetime drops).
+_FRACTION: Final = re.compile(r"T[0-9:]+\.[0-9]{6}([0-9]+)")
 
 
 def resolve_bound(path: AttrPath, rt: ResourceType) -> AttrRef | None:
@@ -116,6 +119,11 @@ def _check_value(
     return value
 
 
+def _beyond_microseconds(value: str) -> bool:
+    fraction = _FRACTION.search(value)
+    return fraction is not None and fraction.group(1).strip("0") != ""
+
+
 def _canonical_datetime(value: str, op: CompareOp, label: AttrRef, err: type[ScimError]) -> str:
     """An xsd:dateTime literal as the fixed-width text stored dateTimes have.
 
@@ -123,10 +131,13 @@ def _canonical_datetime(value: str, op: CompareOp, label: AttrRef, err: type[Sci
     Stored values have millisecond precision (``format_datetime``), so a literal is
     rounded to the millisecond in the direction that keeps every comparison exact:
     down for gt/le/eq/ne, up for ge/lt (x >= 1.0005 ⟺ x >= 1.001 for whole milliseconds).
+    xsd:dateTime allows any number of fractional digits (.NET sends seven:
+    ``2015-10-10T14:38:21.8617979-07:00``); Python keeps six, so a non-zero digit beyond
+    them counts as a remainder too.
     """
     try:
         when = parse_datetime(value)
-        if op in ("ge", "lt") and when.microsecond % 1000:
+        if op in ("ge", "lt") and (when.microsecond % 1000 or _beyond_microseconds(value)):
             when += _dt.timedelta(microseconds=1000 - when.microsecond % 1000)
         return format_datetime(when)
     except (ValueError, TypeError, OverflowError):

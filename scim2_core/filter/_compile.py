@@ -29,7 +29,7 @@ import operator
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
-from .._schema import Attribute, AttrRef, ResourceType, format_datetime, parse_datetime
+from ..schema import Attribute, AttrRef, ResourceType, format_datetime, parse_datetime
 from ._ast import And, AttrPath, Compare, Filter, Not, Or, Present, ValuePath
 from ._bind import bind, bind_value_filter, resolve_bound
 

@@ -3,7 +3,7 @@
 A backend that can evaluate filters natively (SQL, an ORM, a directory) subclasses
 :class:`FilterVisitor` and overrides the ``visit_*`` methods it can translate; anything it
 does not override raises :class:`Untranslatable`, a 400 ``invalidFilter`` — the client gets a
-clear error rather than a silent scan of every resource (DESIGN.md). A backend may also catch
+clear error rather than a silent scan of every resource (docs/filters.md). A backend may also catch
 :class:`Untranslatable` and fall back to :func:`~scim2_core.filter.compile_filter` itself.
 """
 
@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Generic, TypeVar
 
 from .._errors import InvalidFilterError
-from .._schema import AttrRef, ResourceType
+from ..schema import AttrRef, ResourceType
 from ._ast import And, AttrPath, Compare, Filter, Not, Or, Present, ValuePath
 from ._bind import resolve_bound
 

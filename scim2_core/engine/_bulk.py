@@ -12,25 +12,27 @@ specific to Bulk lives here: limits, ``bulkId`` references and their order, ``ve
 from __future__ import annotations
 
 import json
+import logging
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from ._errors import (
-    ERROR_SCHEMA_URN,
+from .._errors import (
     ConflictError,
+    InternalError,
     InvalidSyntaxError,
     InvalidValueError,
     PayloadTooLargeError,
     ScimError,
 )
-from ._types import Request, Response
+from .._types import Request, Response
+from .._urns import BULK_REQUEST_URN, BULK_RESPONSE_URN, SCIM_MEDIA_TYPE
 
 __all__ = ["BULK_REQUEST_URN", "BULK_RESPONSE_URN", "run_bulk"]
 
-BULK_REQUEST_URN: Final = "urn:ietf:params:scim:api:messages:2.0:BulkRequest"
-BULK_RESPONSE_URN: Final = "urn:ietf:params:scim:api:messages:2.0:BulkResponse"
+logger = logging.getLogger("scim2_core")
+
 _METHODS: Final = frozenset(("POST", "PUT", "PATCH", "DELETE"))
 #: ``bulkId:<id>`` inside a string: a whole value, a path segment, or a quoted filter value.
 _REFERENCE: Final = re.compile(r"bulkId:([^\s\"'/\[\]]+)")
@@ -65,45 +67,12 @@ def run_bulk(
     ``max_payload_bytes``, :class:`InvalidSyntaxError` for a malformed message; every
     problem with one operation is reported in that operation's result.
     """
-    # RFC 7644 §3.7.4: "The service provider MUST define the maximum number of operations
-    # and maximum payload size a client may send in a single request. [...] If either
-    # limit is exceeded, the service provider MUST return HTTP response code 413 (Payload
-    # Too Large)." with e.g. "detail": "The size of the bulk operation exceeds the
-    # maxPayloadSize (1048576)."
-    if payload_size <= 0 and isinstance(body, Mapping):
-        # An already-parsed body (the plain-dict contract allows one) has no byte count;
-        # measure it as compact JSON so the limit cannot be sidestepped.
-        try:
-            payload_size = len(json.dumps(body, separators=(",", ":")).encode())
-        except (TypeError, ValueError):
-            payload_size = 0
-    if payload_size > max_payload_bytes:
-        raise PayloadTooLargeError(
-            f"The size of the bulk operation exceeds the maxPayloadSize ({max_payload_bytes})."
-        )
-    if not isinstance(body, Mapping):
-        raise InvalidSyntaxError("The bulk request must be a JSON object.")
-    schemas = body.get("schemas")
-    if not isinstance(schemas, list) or BULK_REQUEST_URN not in schemas:
-        raise InvalidSyntaxError(f"A bulk request must have schemas [{BULK_REQUEST_URN!r}].")
-    raw_ops = body.get("Operations")
-    if not isinstance(raw_ops, list):
-        raise InvalidSyntaxError('A bulk request must have an "Operations" array.')
-    if len(raw_ops) > max_operations:
-        raise PayloadTooLargeError(
-            f"The number of operations exceeds the maxOperations ({max_operations})."
-        )
-    # §3.7.3: "failOnErrors  An integer specifying the number of errors that the service
-    # provider will accept before the operation is terminated and an error response is
-    # returned. OPTIONAL in a request."
-    fail_on_errors = body.get("failOnErrors")
-    if fail_on_errors is not None and (
-        not isinstance(fail_on_errors, int)
-        or isinstance(fail_on_errors, bool)
-        or fail_on_errors < 1
-    ):
-        raise InvalidValueError('"failOnErrors" must be a positive integer.')
-
+    raw_ops, fail_on_errors = _check_request(
+        body,
+        max_operations=max_operations,
+        max_payload_bytes=max_payload_bytes,
+        payload_size=payload_size,
+    )
     ops = [_read_operation(i, raw) for i, raw in enumerate(raw_ops)]
     _check_bulk_ids(ops)
     results: dict[int, dict[str, Any]] = {}
@@ -163,6 +132,54 @@ def run_bulk(
         "schemas": [BULK_RESPONSE_URN],
         "Operations": [results[i] for i in sorted(results)],
     }
+
+
+def _check_request(
+    body: Mapping[str, Any], *, max_operations: int, max_payload_bytes: int, payload_size: int
+) -> tuple[list[Any], int | None]:
+    """The operations and ``failOnErrors`` of a BulkRequest, after its limits and shape."""
+    # RFC 7644 §3.7.4: "The service provider MUST define the maximum number of operations
+    # and maximum payload size a client may send in a single request. [...] If either
+    # limit is exceeded, the service provider MUST return HTTP response code 413 (Payload
+    # Too Large)." with e.g. "detail": "The size of the bulk operation exceeds the
+    # maxPayloadSize (1048576)."
+    if payload_size <= 0 and isinstance(body, Mapping):
+        # An already-parsed body (the plain-dict contract allows one) has no byte count;
+        # measure it as compact JSON so the limit cannot be sidestepped.
+        try:
+            payload_size = len(json.dumps(body, separators=(",", ":")).encode())
+        except (TypeError, ValueError):
+            payload_size = 0
+        except RecursionError:
+            raise InvalidSyntaxError("The bulk request is nested too deeply.") from None
+    if payload_size > max_payload_bytes:
+        raise PayloadTooLargeError(
+            f"The size of the bulk operation exceeds the maxPayloadSize ({max_payload_bytes})."
+        )
+    if not isinstance(body, Mapping):
+        raise InvalidSyntaxError("The bulk request must be a JSON object.")
+    schemas = body.get("schemas")
+    if not isinstance(schemas, list) or BULK_REQUEST_URN not in schemas:
+        raise InvalidSyntaxError(f"A bulk request must have schemas [{BULK_REQUEST_URN!r}].")
+    raw_ops = body.get("Operations")
+    if not isinstance(raw_ops, list):
+        raise InvalidSyntaxError('A bulk request must have an "Operations" array.')
+    if len(raw_ops) > max_operations:
+        raise PayloadTooLargeError(
+            f"The number of operations exceeds the maxOperations ({max_operations})."
+        )
+    # §3.7.3: "failOnErrors  An integer specifying the number of errors that the service
+    # provider will accept before the operation is terminated and an error response is
+    # returned. OPTIONAL in a request."
+    fail_on_errors = body.get("failOnErrors")
+    if fail_on_errors is not None and (
+        not isinstance(fail_on_errors, int)
+        or isinstance(fail_on_errors, bool)
+        or fail_on_errors < 1
+    ):
+        raise InvalidValueError('"failOnErrors" must be a positive integer.')
+
+    return raw_ops, fail_on_errors
 
 
 def _read_operation(index: int, raw: Any) -> _Op:
@@ -229,32 +246,51 @@ def _check_bulk_ids(ops: list[_Op]) -> None:
 
 
 def _references(value: Any) -> Iterator[str]:
-    if isinstance(value, str):
-        if "bulkId:" in value:
-            yield from _REFERENCE.findall(value)
-    elif isinstance(value, Mapping):
-        for item in value.values():
-            yield from _references(item)
-    elif isinstance(value, list):
-        for item in value:
-            yield from _references(item)
+    """Every ``bulkId`` referenced in ``value``, at any depth (iterative: a client's data
+    may nest deeper than Python's recursion limit)."""
+    todo = [value]
+    while todo:
+        item = todo.pop()
+        if isinstance(item, str):
+            if "bulkId:" in item:
+                yield from _REFERENCE.findall(item)
+        elif isinstance(item, Mapping):
+            todo.extend(item.values())
+        elif isinstance(item, list):
+            todo.extend(item)
 
 
 def _substitute(value: Any, created: Mapping[str, str]) -> Any:
-    """``value`` with every ``bulkId:<id>`` replaced by the created resource's id.
+    """A copy of ``value`` with every ``bulkId:<id>`` replaced by the created resource's id.
 
     §3.7.2: "the service provider [...] MUST replace the string "bulkId:qwerty" with the
-    resource id" of the resource the operation with that bulkId created.
+    resource id" of the resource the operation with that bulkId created. Iterative, so
+    data nested deeper than Python's recursion limit is copied, not a RecursionError.
     """
-    if isinstance(value, str):
-        if "bulkId:" not in value:
-            return value
-        return _REFERENCE.sub(lambda m: created.get(m.group(1), m.group(0)), value)
-    if isinstance(value, Mapping):
-        return {k: _substitute(v, created) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_substitute(v, created) for v in value]
-    return value
+
+    def replace(text: str) -> str:
+        if "bulkId:" not in text:
+            return text
+        return _REFERENCE.sub(lambda m: created.get(m.group(1), m.group(0)), text)
+
+    root: list[Any] = [None]
+    # (source value, container of its copy, key or index of the copy in that container)
+    todo: list[tuple[Any, Any, Any]] = [(value, root, 0)]
+    while todo:
+        item, into, at = todo.pop()
+        if isinstance(item, str):
+            into[at] = replace(item)
+        elif isinstance(item, Mapping):
+            copy: dict[Any, Any] = dict.fromkeys(item)  # keeps the client's key order
+            into[at] = copy
+            todo.extend((v, copy, k) for k, v in item.items())
+        elif isinstance(item, list):
+            items: list[Any] = [None] * len(item)
+            into[at] = items
+            todo.extend((v, items, i) for i, v in enumerate(item))
+        else:
+            into[at] = item
+    return root[0]
 
 
 def _run_one(
@@ -278,7 +314,7 @@ def _run_one(
             base_url,
         )
     path = _substitute(op.path, created)
-    headers = {"Content-Type": "application/scim+json", "Accept": "application/scim+json"}
+    headers = {"Content-Type": SCIM_MEDIA_TYPE, "Accept": SCIM_MEDIA_TYPE}
     if op.version is not None and op.method != "POST":
         # §3.7: "version  The current resource version. Version MAY be used if the service
         # provider supports entity-tags (ETags) (Section 2.3 of [RFC7232]) and "method" is
@@ -293,12 +329,21 @@ def _run_one(
         response = dispatch(request)
     except ScimError as exc:
         return _error_result(op, exc, base_url, path)
+    return _result(op, response, path, base_url, created, failed)
+
+
+def _result(
+    op: _Op,
+    response: Response,
+    path: str,
+    base_url: str,
+    created: dict[str, str],
+    failed: set[str],
+) -> dict[str, Any]:
+    """The BulkResponse entry of one operation from its response."""
     status = response["status"]
     parsed = _json_body(response["body"])
     resp_headers = {k.lower(): v for k, v in response["headers"].items()}
-    result: dict[str, Any] = {"method": op.method}
-    if op.bulk_id is not None:
-        result["bulkId"] = op.bulk_id
     meta = parsed.get("meta") if isinstance(parsed, dict) else None
     location = resp_headers.get("location") or (
         meta.get("location") if isinstance(meta, dict) else None
@@ -306,18 +351,23 @@ def _run_one(
     if location is None and op.method != "POST":
         location = f"{base_url}{path}"
     if status >= 400:
+        if not isinstance(parsed, dict):  # pragma: no cover - the engine always renders errors
+            logger.error("A bulk operation failed with status %s and no SCIM Error", status)
+            return _error_result(op, InternalError(), base_url, path)
         # §3.7: "location [...] REQUIRED in a response, except in the event of a POST
         # failure." / "response [...] When indicating a response with an HTTP status other
         # than a 200-series response, the response body MUST be included."
+        result: dict[str, Any] = {"method": op.method}
+        if op.bulk_id is not None:
+            result["bulkId"] = op.bulk_id
         if op.method != "POST" and location is not None:
             result["location"] = location
         result["status"] = str(status)
-        result["response"] = (
-            parsed
-            if isinstance(parsed, dict)
-            else _error_body(status, None, "The operation failed.")
-        )
+        result["response"] = parsed
         return result
+    result = {"method": op.method}
+    if op.bulk_id is not None:
+        result["bulkId"] = op.bulk_id
     if location is not None:
         result["location"] = location
     version = resp_headers.get("etag") or (meta.get("version") if isinstance(meta, dict) else None)
@@ -344,14 +394,6 @@ def _json_body(body: bytes) -> Any:
         return json.loads(body)
     except (ValueError, UnicodeDecodeError):
         return None
-
-
-def _error_body(status: int, scim_type: str | None, detail: str) -> dict[str, Any]:
-    out: dict[str, Any] = {"schemas": [ERROR_SCHEMA_URN], "status": str(status)}
-    if scim_type:
-        out["scimType"] = scim_type
-    out["detail"] = detail
-    return out
 
 
 def _error_result(

@@ -1,47 +1,31 @@
 """Attribute definitions, schemas and resource types, taken from scim2-models.
 
-scim2-models is the schema authority (DESIGN.md): this module reads each model's RFC 7643 §7
+scim2-models is the schema authority: this module reads each model's RFC 7643 §7
 schema representation once, at engine construction, into small frozen objects that the hot
 path (filters, PATCH, projection, validation) consults with plain dict lookups.
 
-Resources inside the engine are plain JSON dicts in *canonical form*: attribute names spelled
-as the schema spells them, extension attributes under their schema URN, values of the JSON
-type the attribute's type calls for, and ``dateTime`` values normalised by
-:func:`format_datetime`. Every inbound body goes through :func:`normalize_attributes` first,
-so everything downstream can index dicts with canonical names.
+Values are checked and brought to canonical form by :mod:`._values`.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import datetime as _dt
-import math
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
-from ._errors import ConfigurationError, InvalidPathError, InvalidSyntaxError, InvalidValueError
+from .._errors import ConfigurationError, InvalidPathError
+from .._urns import RESOURCE_TYPE_URN, SCHEMA_URN
 
 __all__ = [
     "COMMON_ATTRIBUTES",
-    "ENTERPRISE_USER_URN",
-    "GROUP_URN",
-    "USER_URN",
     "AttrRef",
     "Attribute",
     "ResourceType",
     "Schema",
-    "format_datetime",
-    "normalize_attributes",
-    "normalize_value",
-    "parse_datetime",
+    "iter_schema_ids",
     "resource_type_from_model",
 ]
 
-USER_URN: Final = "urn:ietf:params:scim:schemas:core:2.0:User"
-GROUP_URN: Final = "urn:ietf:params:scim:schemas:core:2.0:Group"
-ENTERPRISE_USER_URN: Final = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
 
 AttrType = Literal[
     "string", "boolean", "decimal", "integer", "dateTime", "binary", "reference", "complex"
@@ -181,7 +165,7 @@ class Schema:
     def to_dict(self, base_url: str = "") -> dict[str, Any]:
         """The RFC 7643 §7 representation served at ``/Schemas/{id}``."""
         return {
-            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Schema"],
+            "schemas": [SCHEMA_URN],
             "id": self.id,
             "name": self.name,
             "description": self.description,
@@ -344,7 +328,7 @@ class ResourceType:
     def to_dict(self, base_url: str = "") -> dict[str, Any]:
         """The RFC 7643 §6 representation served at ``/ResourceTypes/{name}``."""
         out: dict[str, Any] = {
-            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:ResourceType"],
+            "schemas": [RESOURCE_TYPE_URN],
             "id": self.name,
             "name": self.name,
             "description": self.description or self.name,
@@ -398,249 +382,6 @@ def resource_type_from_model(
         # the core schema's description (not the Python class name).
         description=core.description or rt_name,
     )
-
-
-# --- Values -------------------------------------------------------------------------------
-
-
-def format_datetime(value: _dt.datetime) -> str:
-    """Canonical ``dateTime`` text: UTC, millisecond precision, ``Z`` suffix.
-
-    RFC 7643 §2.3.5: "A DateTime value (e.g., 2008-01-23T04:56:22Z)" encoded as xsd:dateTime.
-    A fixed width makes text order equal instant order, which lets SQL backends compare
-    and sort the stored text directly.
-    """
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=_dt.UTC)
-    value = value.astimezone(_dt.UTC)
-    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
-
-
-def parse_datetime(text: str) -> _dt.datetime:
-    """Parse an xsd:dateTime (RFC 7643 §2.3.5) into an aware datetime; naive means UTC.
-
-    Raises ValueError on anything else.
-    """
-    if not isinstance(text, str) or len(text) < 10 or len(text) > 64:
-        raise ValueError("not a dateTime")
-    value = _dt.datetime.fromisoformat(text.replace("z", "Z"))
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=_dt.UTC)
-    return value
-
-
-_TRUE_STRINGS: Final = {"true": True, "false": False}
-
-
-def normalize_value(
-    attr: Attribute, value: Any, *, tolerant: bool = True, where: str | None = None
-) -> Any:
-    """Check ``value`` against ``attr``'s type and return it in canonical form.
-
-    A multi-valued attribute takes a list (a lone value is wrapped when ``tolerant``);
-    complex values are normalised with :func:`normalize_attributes` (unknown
-    sub-attributes dropped). ``tolerant`` accepts the strings ``"True"``/``"False"`` for
-    booleans (Entra ID sends them) and numeric strings for numbers. ``None`` passes
-    through (it means "unassigned", RFC 7643 §2.5). Raises :class:`InvalidValueError`.
-    """
-    label = where or attr.name
-    if value is None:
-        return None
-    if attr.multi_valued:
-        if not isinstance(value, list):
-            # A lone object where a list of objects is expected is wrapped (some clients
-            # send a single email); a lone scalar is refused.
-            if not (tolerant and attr.is_complex and isinstance(value, dict)):
-                raise InvalidValueError(f"Attribute {label!r} is multi-valued; expected a list.")
-            value = [value]
-        out = []
-        for item in value:
-            if item is None:
-                continue
-            if attr.is_complex and not isinstance(item, dict):
-                raise InvalidValueError(f"Values of {label!r} must be objects.")
-            one = _normalize_single(attr, item, tolerant, label)
-            if one is not None and one != {}:
-                out.append(one)
-        return out
-    if isinstance(value, list):
-        raise InvalidValueError(f"Attribute {label!r} is single-valued; got a list.")
-    return _normalize_single(attr, value, tolerant, label)
-
-
-def _normalize_single(attr: Attribute, value: Any, tolerant: bool, label: str) -> Any:
-    t = attr.type
-    if t == "complex":
-        if not isinstance(value, dict):
-            if tolerant and attr.sub("value") is not None and not isinstance(value, list):
-                # Entra ID sends e.g. the enterprise ``manager`` as a bare id string.
-                value = {"value": value}
-            else:
-                raise InvalidValueError(f"Attribute {label!r} is complex; expected an object.")
-        return _normalize_complex(attr, value, tolerant, label)
-    if t in ("string", "reference"):
-        if isinstance(value, str):
-            return value
-        if tolerant and isinstance(value, (int, float)) and not isinstance(value, bool):
-            return str(value)
-        raise InvalidValueError(f"Attribute {label!r} must be a string.")
-    if t == "boolean":
-        if isinstance(value, bool):
-            return value
-        if tolerant and isinstance(value, str) and value.strip().lower() in _TRUE_STRINGS:
-            return _TRUE_STRINGS[value.strip().lower()]
-        raise InvalidValueError(f"Attribute {label!r} must be a boolean.")
-    if t == "integer":
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-        if tolerant and isinstance(value, str):
-            try:
-                return int(value.strip())
-            except ValueError:
-                pass
-        raise InvalidValueError(f"Attribute {label!r} must be an integer.")
-    if t == "decimal":
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            if isinstance(value, float) and not math.isfinite(value):
-                raise InvalidValueError(f"Attribute {label!r} must be a finite number.")
-            return value
-        if tolerant and isinstance(value, str):
-            try:
-                num = float(value.strip())
-            except ValueError:
-                pass
-            else:
-                if math.isfinite(num):
-                    return num
-        raise InvalidValueError(f"Attribute {label!r} must be a decimal number.")
-    if t == "dateTime":
-        try:
-            return format_datetime(parse_datetime(value))
-        except (ValueError, TypeError, OverflowError):
-            raise InvalidValueError(f"Attribute {label!r} must be an xsd:dateTime.") from None
-    if t == "binary":
-        # RFC 7643 §2.3.6: "Arbitrary binary data [...] base64 encoded".
-        if isinstance(value, str):
-            try:
-                base64.b64decode(value, validate=True)
-            except (binascii.Error, ValueError):
-                pass
-            else:
-                return value
-        raise InvalidValueError(f"Attribute {label!r} must be base64-encoded binary.")
-    raise AssertionError(t)  # pragma: no cover
-
-
-def _normalize_complex(
-    attr: Attribute, value: Mapping[str, Any], tolerant: bool, label: str
-) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, item in value.items():
-        sub = attr.sub(key) if isinstance(key, str) else None
-        if sub is None:
-            continue  # unknown sub-attributes are dropped, like unknown attributes
-        norm = normalize_value(sub, item, tolerant=tolerant, where=f"{label}.{sub.name}")
-        if norm is not None:
-            out[sub.name] = norm
-    return out
-
-
-def normalize_attributes(
-    rt: ResourceType,
-    body: Mapping[str, Any],
-    *,
-    tolerant: bool = True,
-    strict_unknown: bool = False,
-    unknown: list[str] | None = None,
-) -> dict[str, Any]:
-    """Return ``body`` in canonical form for resource type ``rt``.
-
-    Keys are matched case-insensitively (RFC 7643 §2.1) and respelled canonically;
-    extension objects are keyed by their canonical URN; a URN-qualified top-level key
-    (``urn:...:enterprise:2.0:User:employeeNumber``) is moved under its extension.
-    ``schemas`` is kept as given. Unknown attributes are dropped and their names
-    appended to ``unknown``, or, with ``strict_unknown``, rejected with 400
-    ``invalidSyntax``. ``null`` values are kept as ``None`` (the caller decides what
-    unassigned means). readOnly attributes are kept: the caller decides what to ignore.
-    """
-    if not isinstance(body, Mapping):
-        raise InvalidSyntaxError("The resource must be a JSON object.")
-    out: dict[str, Any] = {}
-
-    def drop(name: str) -> None:
-        if strict_unknown:
-            raise InvalidSyntaxError(f"Unknown attribute {name!r} for resource type {rt.name}.")
-        if unknown is not None:
-            unknown.append(name)
-
-    for key, value in body.items():
-        if not isinstance(key, str):
-            drop(str(key))
-            continue
-        if key == "schemas":
-            out["schemas"] = value
-            continue
-        found = rt.top_level(key)
-        if found is None and key.lower().startswith("urn:"):
-            try:
-                urn, rest = rt.split_urn(key)
-            except InvalidPathError:
-                drop(key)
-                continue
-            if not rest:
-                drop(key)
-                continue
-            name, _, sub = rest.partition(".")
-            ref = rt.resolve(urn, name, sub or None)
-            if ref is None:
-                drop(key)
-                continue
-            _assign_ref(out, ref, value, tolerant)
-            continue
-        if found is None:
-            drop(key)
-            continue
-        urn, target = found
-        if isinstance(target, Schema):
-            if value is None:
-                out[target.id] = None
-                continue
-            if not isinstance(value, Mapping):
-                raise InvalidValueError(f"Extension {target.id!r} must be a JSON object.")
-            ext_out = out.setdefault(target.id, {})
-            if not isinstance(ext_out, dict):
-                ext_out = out[target.id] = {}
-            for ekey, evalue in value.items():
-                attr = target.attribute(ekey) if isinstance(ekey, str) else None
-                if attr is None:
-                    drop(f"{target.id}:{ekey}")
-                    continue
-                ext_out[attr.name] = normalize_value(
-                    attr, evalue, tolerant=tolerant, where=f"{target.id}:{attr.name}"
-                )
-            continue
-        assert isinstance(target, Attribute)
-        if target.is_complex and not target.multi_valued and isinstance(value, Mapping):
-            unknown_subs = [k for k in value if isinstance(k, str) and target.sub(k) is None]
-            for k in unknown_subs:
-                drop(f"{target.name}.{k}")
-        out[target.name] = normalize_value(target, value, tolerant=tolerant)
-    return out
-
-
-def _assign_ref(out: dict[str, Any], ref: AttrRef, value: Any, tolerant: bool) -> None:
-    container = out if ref.urn is None else out.setdefault(ref.urn, {})
-    if ref.sub is None:
-        container[ref.attribute.name] = normalize_value(
-            ref.attribute, value, tolerant=tolerant, where=str(ref)
-        )
-        return
-    parent = container.setdefault(ref.attribute.name, {})
-    if not isinstance(parent, dict):
-        raise InvalidValueError(f"Attribute {str(ref)!r} conflicts with another value.")
-    parent[ref.sub.name] = normalize_value(ref.sub, value, tolerant=tolerant, where=str(ref))
 
 
 def iter_schema_ids(types: Iterable[ResourceType]) -> list[str]:

@@ -13,6 +13,11 @@ to any PUT, POST, or PATCH operations if specified in the "attributes" parameter
 
 A :class:`Projection` is compiled once per (resource type, parameters) and cached; applying
 it is a single pass over the resource's top-level keys.
+
+``attributes=emails[type eq "work"]`` (a value path, which RFC 7644 §3.10's attribute
+notation does not include, but Microsoft's SCIM validator sends) is read as the PATCH path
+it is (RFC 7644 §3.5.2 Figure 7): only the values of ``emails`` matching the filter are
+returned, and ``emails[type eq "work"].value`` returns only their ``value``.
 """
 
 from __future__ import annotations
@@ -20,8 +25,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Final
 
-from ._errors import InvalidPathError, InvalidValueError
-from ._schema import Attribute, ResourceType
+from .._errors import InvalidFilterError, InvalidPathError, InvalidValueError
+from ..filter import Predicate, bind_path, compile_value_filter, parse_path
+from ..schema import Attribute, ResourceType
 
 __all__ = ["Projection", "split_attribute_list"]
 
@@ -31,6 +37,7 @@ _ONLY: Final = 2  # keep only the listed sub-attributes
 _WITHOUT: Final = 3  # drop the listed sub-attributes
 
 _Rule = tuple[int, frozenset[str]]
+_Key = tuple[str | None, str]
 
 
 def split_attribute_list(value: str | list[str] | None) -> list[str] | None:
@@ -38,7 +45,7 @@ def split_attribute_list(value: str | list[str] | None) -> list[str] | None:
     if value is None:
         return None
     if isinstance(value, str):
-        parts = value.split(",")
+        parts = _split_commas(value)
     elif isinstance(value, list) and all(isinstance(v, str) for v in value):
         parts = value
     else:
@@ -47,10 +54,49 @@ def split_attribute_list(value: str | list[str] | None) -> list[str] | None:
     return names or None
 
 
+def _split_commas(text: str) -> list[str]:
+    """Split at the commas outside brackets and quotes: ``emails[value eq "a,b"],userName``
+    is two names."""
+    if "[" not in text:
+        return text.split(",")
+    parts: list[str] = []
+    depth = 0
+    quoted = False
+    start = 0
+    i = 0
+    while i < len(text):
+        ch = text[i]
+        if quoted:
+            if ch == "\\":
+                i += 1
+            elif ch == '"':
+                quoted = False
+        elif ch == '"':
+            quoted = True
+        elif ch == "[":
+            depth += 1
+        elif ch == "]":
+            depth = max(0, depth - 1)
+        elif ch == "," and depth == 0:
+            parts.append(text[start:i])
+            start = i + 1
+        i += 1
+    parts.append(text[start:])
+    return parts
+
+
 class Projection:
     """The compiled ``returned`` rules plus a request's attribute selection."""
 
-    __slots__ = ("_ext", "_rt", "_top", "wants_groups", "wants_members", "wants_meta")
+    __slots__ = (
+        "_ext",
+        "_rt",
+        "_top",
+        "_value_filters",
+        "wants_groups",
+        "wants_members",
+        "wants_meta",
+    )
 
     def __init__(
         self,
@@ -59,7 +105,9 @@ class Projection:
         excluded: list[str] | None = None,
     ) -> None:
         self._rt = rt
-        include = self._parse(rt, attributes) if attributes else None
+        #: ``(urn, attribute) -> predicate``: only the values it accepts are returned.
+        self._value_filters: dict[_Key, Predicate] = {}
+        include = self._parse(rt, attributes, self._value_filters) if attributes else None
         exclude = self._parse(rt, excluded) if excluded and not attributes else None
         self._top: dict[str, _Rule] = {}
         self._ext: dict[str, tuple[_Rule, dict[str, _Rule]]] = {}
@@ -75,15 +123,25 @@ class Projection:
         self.wants_meta = self._top["meta"][0] != _DROP
 
     @staticmethod
-    def _parse(rt: ResourceType, names: list[str]) -> dict[tuple[str | None, str], set[str] | None]:
+    def _parse(
+        rt: ResourceType, names: list[str], value_filters: dict[_Key, Predicate] | None = None
+    ) -> dict[_Key, set[str] | None]:
         """``{(urn, attr): None (whole) | {subs}}``; ``(urn, "")`` means a whole extension.
 
         Unknown names are ignored: a client asking for an attribute the resource type does
         not have gets the response it would get without it (scim2-tester and IdPs send
-        ``excludedAttributes=members`` to endpoints of every type).
+        ``excludedAttributes=members`` to endpoints of every type). Value paths
+        (``emails[type eq "work"]``) are read into ``value_filters`` when it is given, and
+        ignored otherwise.
         """
-        out: dict[tuple[str | None, str], set[str] | None] = {}
+        out: dict[_Key, set[str] | None] = {}
+        filtered: dict[_Key, list[Predicate]] = {}
+        unfiltered: set[_Key] = set()
         for name in names:
+            if "[" in name:
+                if value_filters is not None:
+                    _parse_value_path(rt, name, out, filtered)
+                continue
             try:
                 urn, rest = rt.split_urn(name)
             except InvalidPathError:  # unknown urn: prefix, ignored like any unknown name
@@ -97,13 +155,12 @@ class Projection:
             if ref is None:
                 continue
             key = (ref.urn, ref.attribute.name)
-            if ref.sub is None:
-                out[key] = None
-            else:
-                current = out.get(key, set())
-                if current is not None:
-                    current.add(ref.sub.name)
-                    out[key] = current
+            unfiltered.add(key)
+            _add_selection(out, key, ref.sub.name if ref.sub is not None else None)
+        if value_filters is not None:
+            for key, predicates in filtered.items():
+                if key not in unfiltered:  # "emails" and "emails[...]": all of emails
+                    value_filters[key] = _any_of(predicates)
         return out
 
     @staticmethod
@@ -165,15 +222,24 @@ class Projection:
         Values are shared with ``resource`` where they pass whole, so the caller must own
         ``resource`` (the engine renders private copies).
         """
-        out: dict[str, Any] = {}
+        # "schemas" first, as stored; dropped at the end when neither the resource nor
+        # its extensions call for it.
+        out: dict[str, Any] = {"schemas": None}
         schemas: list[str] | None = None
+        top = self._top
+        filtered = bool(self._value_filters)
         for key, value in resource.items():
             if key == "schemas":
                 schemas = value
                 continue
-            rule = self._top.get(key)
+            rule = top.get(key)
             if rule is not None:
-                kept = _apply_rule(rule, value)
+                if rule[0] == _KEEP and not filtered:  # the common case: passed whole
+                    out[key] = value
+                    continue
+                if filtered:
+                    value = self._filter_values((None, key), value)
+                kept = _MISSING if value is _MISSING else _apply_rule(rule, value)
                 if kept is not _MISSING:
                     out[key] = kept
                 continue
@@ -188,16 +254,65 @@ class Projection:
                 erule = rules.get(ekey)
                 if erule is None:
                     continue
-                kept = _apply_rule(erule, evalue)
+                if filtered:
+                    evalue = self._filter_values((key, ekey), evalue)
+                kept = _MISSING if evalue is _MISSING else _apply_rule(erule, evalue)
                 if kept is not _MISSING:
                     ext_out[ekey] = kept
             if ext_out:
                 out[key] = ext_out
-        core = self._rt.schema.id
-        present = [urn for urn in self._ext if urn in out]
+        present = [urn for urn in self._ext if urn in out] if self._ext else []
         if schemas is not None or present:
-            out = {"schemas": [core, *present], **out}
+            out["schemas"] = [self._rt.schema.id, *present]
+        else:
+            del out["schemas"]
         return out
+
+    def _filter_values(self, key: _Key, value: Any) -> Any:
+        """The values of a multi-valued attribute its value filter accepts (``_MISSING``
+        if none is left: the attribute is then not returned)."""
+        predicate = self._value_filters.get(key)
+        if predicate is None or not isinstance(value, list):
+            return value
+        kept = [v for v in value if isinstance(v, dict) and predicate(v)]
+        return kept if kept else _MISSING
+
+
+def _add_selection(out: dict[_Key, set[str] | None], key: _Key, sub: str | None) -> None:
+    """Select the whole attribute (``sub`` None) or one more of its sub-attributes."""
+    if sub is None:
+        out[key] = None
+        return
+    current = out.get(key, set())
+    if current is not None:
+        current.add(sub)
+        out[key] = current
+
+
+def _parse_value_path(
+    rt: ResourceType,
+    name: str,
+    out: dict[_Key, set[str] | None],
+    filtered: dict[_Key, list[Predicate]],
+) -> None:
+    """Read ``attr[filter]`` or ``attr[filter].sub`` into a selection and a value filter;
+    a name that is not a valid value path of ``rt`` is ignored like an unknown name."""
+    try:
+        path = bind_path(parse_path(name), rt)
+    except (InvalidPathError, InvalidFilterError):
+        return
+    ref = rt.resolve(path.attr.urn, path.attr.name)
+    if path.filter is None or ref is None or not ref.attribute.multi_valued:
+        return
+    key = (ref.urn, ref.attribute.name)
+    _add_selection(out, key, path.sub)
+    filtered.setdefault(key, []).append(compile_value_filter(path.filter, ref.attribute))
+
+
+def _any_of(predicates: list[Predicate]) -> Predicate:
+    if len(predicates) == 1:
+        return predicates[0]
+    return lambda value: any(p(value) for p in predicates)
 
 
 class _Missing:

@@ -1,4 +1,4 @@
-"""What every server adapter shares: query parsing, base URLs, error answers, headers out.
+"""The public kit for server adapters: query parsing, base URLs, error answers, headers out.
 
 Adapters translate and mount, nothing else; these helpers keep the translation identical
 everywhere so the adapters cannot drift apart (the parity suite checks they do not). An
@@ -8,27 +8,45 @@ adapter that must answer before the engine runs (a body over the limit) asks
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import Protocol
 from urllib.parse import parse_qsl, quote
 
-from ._errors import ERROR_SCHEMA_URN, PayloadTooLargeError, ScimError
-from ._options import Options
-from ._types import Request, Response
+from .._errors import ERROR_SCHEMA_URN
+from .._options import Options
+from .._types import Request, Response
+from ._answers import (
+    bad_target,
+    error_response,
+    framing_conflict,
+    not_mounted,
+    payload_too_large,
+    request_timeout,
+)
+from ._targets import checked_base_url, engine_path, split_target
 
 __all__ = [
     "ERROR_SCHEMA",
     "EngineLike",
+    "Request",
+    "Response",
+    "bad_target",
     "base_url",
+    "checked_base_url",
     "content_length",
+    "engine_path",
     "error_response",
     "forwarded",
+    "framing_conflict",
     "host_from_server",
+    "not_mounted",
     "outgoing_headers",
     "payload_too_large",
     "query_params",
+    "request_timeout",
     "split_mount",
+    "split_target",
 ]
 
 ERROR_SCHEMA = ERROR_SCHEMA_URN
@@ -52,6 +70,8 @@ _DEFAULT_PORTS = {"http": 80, "https": 443}
 def query_params(query_string: str) -> dict[str, str]:
     """Query parameters as ``str -> str``, keeping the first value of a repeated name."""
     params: dict[str, str] = {}
+    if not query_string:
+        return params
     for name, value in parse_qsl(query_string, keep_blank_values=True):
         params.setdefault(name, value)
     return params
@@ -59,7 +79,13 @@ def query_params(query_string: str) -> dict[str, str]:
 
 def base_url(scheme: str, host: str, prefix: str) -> str:
     """``scheme://host`` followed by the (decoded) mount ``prefix``, re-quoted for a URL."""
-    return f"{scheme}://{host}{quote(prefix.rstrip('/'), safe='/:@!$&()*+,;=~')}"
+    return f"{scheme}://{host}{_quoted_prefix(prefix)}"
+
+
+@lru_cache(maxsize=64)
+def _quoted_prefix(prefix: str) -> str:
+    # A mount prefix is the app's, not the client's: few of them, each quoted once.
+    return quote(prefix.rstrip("/"), safe="/:@!$&()*+,;=~")
 
 
 def host_from_server(scheme: str, server: tuple[str, int | None] | None) -> str:
@@ -98,26 +124,6 @@ def content_length(value: str | None) -> int | None:
     return int(value) if value.isdigit() else None
 
 
-def error_response(error: ScimError) -> Response:
-    """The SCIM Error response for ``error``, as ``Engine.handle`` answers it.
-
-    RFC 7644 §3.12: "the HTTP status code [...] SHALL be used"; the body carries the Error
-    schema, ``status`` as a string, ``scimType`` where Table 9 defines one and ``detail``;
-    ``error.headers`` (``WWW-Authenticate``, ``Allow``) are added to the response.
-    """
-    return {
-        "status": error.status,
-        "headers": {"Content-Type": "application/scim+json", **error.headers},
-        "body": json.dumps(error.to_dict(), separators=(",", ":")).encode("ascii"),
-    }
-
-
-def payload_too_large(limit: int) -> Response:
-    """The 413 SCIM Error for a body larger than ``limit`` bytes (RFC 7644 Table 8),
-    for adapters that refuse the body before the engine sees it."""
-    return error_response(PayloadTooLargeError(f"The request body exceeds {int(limit)} bytes."))
-
-
 def outgoing_headers(response: Response) -> list[tuple[str, str]]:
     """The engine's headers plus ``Content-Length`` where HTTP allows one.
 
@@ -127,10 +133,10 @@ def outgoing_headers(response: Response) -> list[tuple[str, str]]:
     headers: Mapping[str, str] = response["headers"]
     pairs = list(headers.items())
     status = response["status"]
-    if (
-        status >= 200
-        and status not in (204, 304)
-        and not any(name.lower() == "content-length" for name in headers)
-    ):
-        pairs.append(("Content-Length", str(len(response["body"]))))
+    if status >= 200 and status not in (204, 304):
+        for name in headers:
+            if name.lower() == "content-length":
+                break
+        else:
+            pairs.append(("Content-Length", str(len(response["body"]))))
     return pairs

@@ -14,7 +14,7 @@ from __future__ import annotations
 import datetime as _dt
 from typing import Any
 
-from ._schema import format_datetime
+from ._values import format_datetime
 
 __all__ = ["first_version", "next_version", "now", "parse_etags", "touch", "version_number"]
 

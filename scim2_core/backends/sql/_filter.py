@@ -22,12 +22,10 @@ Nothing from the filter text reaches the SQL text: literals are parameters, and 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Collection
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
-from .._schema import Attribute, AttrRef, ResourceType
-from ..filter import (
+from ...filter import (
     And,
     Compare,
     Filter,
@@ -38,10 +36,11 @@ from ..filter import (
     Untranslatable,
     ValuePath,
 )
-from ._base import SortSpec
+from ...schema import Attribute, AttrRef, ResourceType
+from .._base import SortSpec
 
 if TYPE_CHECKING:
-    from ._sql_dialect import Dialect
+    from ._dialect import Dialect
 
 __all__ = ["Translator", "fold"]
 
@@ -51,31 +50,37 @@ def fold(value: str) -> str:
     return value.lower()
 
 
-_SQL_OPS = {"eq": "=", "ne": "<>", "gt": ">", "ge": ">=", "lt": "<", "le": "<="}
 _STRINGISH = ("string", "reference", "binary", "dateTime")
+_COMPARISONS = ("eq", "ne", "gt", "ge", "lt", "le")
 
 
-#: Some leaf of a JSON value is a boolean, a number or a non-empty string (``pr``). A
-#: parameter, because a jsonpath filter is spelled with ``?``.
-_PG_PRESENT = (
-    'strict $.** ? (@.type() == "boolean" || @.type() == "number" '
-    '|| (@.type() == "string" && @ != ""))'
-)
-_PG_ASSIGNED = (
-    'strict $.** ? (@.type() == "boolean" || @.type() == "number" || @.type() == "string")'
-)
 #: ``some_value`` tests: "assigned" (RFC 7643 §2.5) and "not null" (one scalar).
 _ASSIGNED = "assigned"
 _NOT_NULL = "not null"
 _Test = Compare | Present | str
 
 
+#: The ``meta`` sub-attributes a touch keeps in columns (schema version 9): a member whose
+#: ``groups`` changed gets its new ``meta.version`` and ``meta.lastModified`` in ``version``
+#: and ``modified``, its documents untouched (``modified`` is NULL when ``doc`` is current).
+_META_COLUMNS: Final[dict[tuple[str, ...], str]] = {
+    ("meta", "lastModified"): "r.modified",
+    ("meta", "version"): "r.version",
+}
+
+
+def meta_column(keys: tuple[str, ...], expr: str) -> str:
+    """``expr`` (the value at ``keys`` in ``fdoc``) or, for ``meta.lastModified`` and
+    ``meta.version`` of a touched row, its column: filters and sorts see what a read
+    returns (RFC 7644 §3.4.2.2 filters on ``meta.lastModified``; both are caseExact)."""
+    column = _META_COLUMNS.get(keys)
+    if column is None:
+        return expr
+    return f"(CASE WHEN r.modified IS NULL THEN {expr} ELSE {column} END)"
+
+
 def _folds(attr: Attribute) -> bool:
     return not attr.case_exact and attr.type in ("string", "reference")
-
-
-def _like_escape(text: str) -> str:
-    return text.replace("!", "!!").replace("%", "!%").replace("_", "!_")
 
 
 class _Ctx:
@@ -100,7 +105,6 @@ class _Where(FilterVisitor[str]):
     ) -> None:
         super().__init__(rt)
         self.d = dialect
-        self.pg = dialect.name == "postgresql"
         self.tenant = tenant
         self.indexed = indexed
         self.has_members = has_members
@@ -116,78 +120,23 @@ class _Where(FilterVisitor[str]):
         self._n += 1
         return f"e{self._n}"
 
-    def _path(self, keys: tuple[str, ...]) -> Any:
-        return self.d.json_path(keys)
-
-    def _base(self, ctx: _Ctx) -> str:
-        if ctx.alias is None:
-            return "r.fdoc"
-        return f"{ctx.alias}.v" if self.pg else f"{ctx.alias}.value"
-
     def scalar_text(self, ctx: _Ctx, keys: tuple[str, ...]) -> str:
-        """SQL for the scalar at ``ctx`` + ``keys`` as a SQL value (SQLite: its native
-        value; PostgreSQL: its text); appends the path parameter."""
-        full = ctx.prefix + keys
-        if self.pg:
-            if not full:
-                return f"({self._base(ctx)} #>> '{{}}')"
-            self.params.append(self._path(full))
-            return f"({self._base(ctx)} #>> CAST(? AS text[]))"
-        if ctx.alias is not None and not full:
-            return f"{ctx.alias}.atom"
-        self.params.append(self._path(full))
-        return f"json_extract({self._base(ctx)}, ?)"
-
-    def scalar_json(self, ctx: _Ctx, keys: tuple[str, ...]) -> str:
-        """PostgreSQL: the jsonb at ``ctx`` + ``keys``. SQLite: its JSON type name."""
-        full = ctx.prefix + keys
-        if self.pg:
-            if not full:
-                return self._base(ctx)
-            self.params.append(self._path(full))
-            return f"({self._base(ctx)} #> CAST(? AS text[]))"
-        if ctx.alias is not None and not full:
-            return f"{ctx.alias}.type"
-        self.params.append(self._path(full))
-        return f"json_type({self._base(ctx)}, ?)"
+        """SQL for the scalar at ``ctx`` + ``keys`` as a SQL value."""
+        expr = self.d.scalar_text(ctx.alias, ctx.prefix + keys, self.params)
+        return meta_column(ctx.prefix + keys, expr) if ctx.alias is None else expr
 
     def elements(self, ctx: _Ctx, keys: tuple[str, ...], alias: str) -> str:
         """A FROM item iterating the array at ``ctx`` + ``keys`` as ``alias``."""
-        full = ctx.prefix + keys
-        if self.pg:
-            self.params.append(self._path(full))
-            return (
-                f"jsonb_path_query({self._base(ctx)} #> CAST(? AS text[]), 'strict $[*]', "
-                f"'{{}}', true) AS {alias}(v)"
-            )
-        self.params.append(self._path(full))
-        return f"json_each({self._base(ctx)}, ?) AS {alias}"
+        return self.d.elements(ctx.alias, ctx.prefix + keys, alias, self.params)
 
     def is_object(self, alias: str) -> str:
-        return f"jsonb_typeof({alias}.v) = 'object'" if self.pg else f"{alias}.type = 'object'"
+        return self.d.element_is_object(alias)
 
     def present_tree(self, ctx: _Ctx, keys: tuple[str, ...], assigned: bool = False) -> str:
         """RFC 7644 Table 3 ``pr`` for any value (scalar, object or array): some leaf
         beneath it is neither null nor the empty string. With ``assigned``: some leaf is
         not null (RFC 7643 §2.5 "assigned"; ``""`` counts), for ``eq null``/``ne null``."""
-        full = ctx.prefix + keys
-        if self.pg:
-            self.params.extend((self._path(full), _PG_ASSIGNED if assigned else _PG_PRESENT))
-            return (
-                f"COALESCE(jsonb_path_exists({self._base(ctx)} #> CAST(? AS text[]), "
-                "CAST(? AS jsonpath), '{}', true), FALSE)"
-            )
-        alias = ctx.alias if ctx.alias is not None and not full else self._alias()
-        leaf = (
-            f"{alias}.type IN ('true', 'false', 'integer', 'real', 'text')"
-            if assigned
-            else f"({alias}.type IN ('true', 'false', 'integer', 'real') OR "
-            f"({alias}.type = 'text' AND {alias}.atom <> ''))"
-        )
-        if ctx.alias is not None and not full:
-            return f"({leaf})"  # one scalar element of an array of scalars
-        self.params.append(self._path(full))
-        return f"EXISTS (SELECT 1 FROM json_tree({self._base(ctx)}, ?) AS {alias} WHERE {leaf})"
+        return self.d.present_tree(ctx.alias, ctx.prefix + keys, assigned, self.params, self._alias)
 
     # --- leaves -----------------------------------------------------------------------
     def leaf(self, ctx: _Ctx, keys: tuple[str, ...], attr: Attribute, node: Compare) -> str:
@@ -195,52 +144,19 @@ class _Where(FilterVisitor[str]):
         op, lit = node.op, node.value
         t = attr.type
         if t == "boolean":
-            want = "true" if (lit is True) == (op == "eq") else "false"
-            if self.pg:
-                expr = self.scalar_json(ctx, keys)
-                self.params.append(want)
-                return f"COALESCE({expr} = CAST(? AS jsonb), FALSE)"
-            expr = self.scalar_json(ctx, keys)
-            self.params.append(want)
-            return f"COALESCE({expr} = ?, FALSE)"
+            want = (lit is True) == (op == "eq")
+            return self.d.boolean_is(ctx.alias, ctx.prefix + keys, want, self.params)
         if t in ("integer", "decimal"):
-            if isinstance(lit, bool) or not isinstance(lit, (int, float)) or op not in _SQL_OPS:
+            if isinstance(lit, bool) or not isinstance(lit, (int, float)):
                 raise Untranslatable(f"Cannot compare number attribute with {node}.")
-            text = self.scalar_text(ctx, keys)
-            if self.pg:
-                self.params.append(json.dumps(lit))
-                return f"COALESCE(CAST({text} AS numeric) {_SQL_OPS[op]} CAST(? AS numeric), FALSE)"
-            self.params.append(lit)
-            return f"COALESCE({text} {_SQL_OPS[op]} ?, FALSE)"
+            if op not in _COMPARISONS:
+                raise Untranslatable(f"Cannot compare number attribute with {node}.")
+            return self.d.compare_number(self.scalar_text(ctx, keys), op, lit, self.params)
         if t not in _STRINGISH or not isinstance(lit, str):
             raise Untranslatable(f"Cannot translate {node}.")
         if _folds(attr):
             lit = fold(lit)
-        text = self.scalar_text(ctx, keys)
-        if self.pg:
-            text = f'{text} COLLATE "C"'
-            if op in _SQL_OPS:
-                self.params.append(lit)
-                return f"COALESCE({text} {_SQL_OPS[op]} ?, FALSE)"
-            pattern = _like_escape(lit)
-            pattern = {"co": f"%{pattern}%", "sw": f"{pattern}%", "ew": f"%{pattern}"}[op]
-            self.params.append(pattern)
-            return f"COALESCE({text} LIKE ? ESCAPE '!', FALSE)"
-        if op in _SQL_OPS:
-            self.params.append(lit)
-            return f"COALESCE({text} {_SQL_OPS[op]} ?, FALSE)"
-        # SQLite: instr/substr count characters (code points) like Python's str, and do not
-        # fold case (SQLite's LIKE folds ASCII case), so no pattern escaping is needed.
-        if op == "co":
-            self.params.append(lit)
-            return f"COALESCE(instr({text}, ?) > 0, FALSE)"
-        if not lit:
-            return f"COALESCE(typeof({text}) = 'text', FALSE)"
-        if op == "sw":
-            self.params.extend((len(lit), lit))
-            return f"COALESCE(substr({text}, 1, ?) = ?, FALSE)"
-        self.params.extend((-len(lit), lit))
-        return f"COALESCE(substr({text}, ?) = ?, FALSE)"
+        return self.d.compare_string(self.scalar_text(ctx, keys), op, lit, self.params)
 
     def present_scalar(
         self, ctx: _Ctx, keys: tuple[str, ...], attr: Attribute, assigned: bool = False
@@ -294,8 +210,9 @@ class _Where(FilterVisitor[str]):
     # --- visitor ----------------------------------------------------------------------
     def visit_compare(self, node: Compare) -> str:
         ref = self.resolve(node.path, self.parent)
-        if self.pg and isinstance(node.value, str) and "\x00" in node.value:
-            raise Untranslatable("PostgreSQL cannot compare strings containing U+0000.")
+        refused = self.d.refuses_literal(node.value)
+        if refused is not None:
+            raise Untranslatable(refused)
         if node.value is None:
             # RFC 7643 §2.5: "Unassigned attributes, the null value, or empty array [...]
             # SHALL be considered to be equivalent in "state"": ``eq null`` is unassigned,
@@ -390,12 +307,10 @@ class _Where(FilterVisitor[str]):
                 inner = self.visit(node.filter)
                 return f"EXISTS (SELECT 1 FROM {source} WHERE {self.is_object(alias)} AND {inner})"
             # A single-valued complex attribute is its own one value.
-            kind = self.scalar_json(saved, keys)
+            kind = self.d.is_object_at(saved.alias, saved.prefix + keys, self.params)
             self.ctx = _Ctx(keys)
             inner = self.visit(node.filter)
-            if self.pg:
-                kind = f"jsonb_typeof({kind})"
-            return f"(COALESCE({kind} = 'object', FALSE) AND {inner})"
+            return f"({kind} AND {inner})"
         finally:
             self.ctx = saved
             self.parent = None
@@ -406,6 +321,24 @@ class Translator:
 
     def __init__(self, dialect: Dialect) -> None:
         self.d = dialect
+
+    def reads_members(self, rt: ResourceType, filter: Filter | None) -> bool:
+        """Whether the SQL of ``filter`` reads ``members`` from the folded document: any
+        test of members but ``members.value eq "id"``, which probes ``scim_members``
+        (members are rows of their own; see :meth:`Dialect.members_fdoc`)."""
+
+        def reads(node: Filter, top: bool) -> bool:
+            if isinstance(node, (And, Or)):
+                return reads(node.left, top) or reads(node.right, top)
+            if isinstance(node, Not):
+                return reads(node.operand, top)
+            if node.path.name.lower() != "members":
+                return False
+            if isinstance(node, Compare) and top and node.op == "eq":
+                return not (node.path.sub == "value" and isinstance(node.value, str))
+            return True
+
+        return filter is not None and reads(filter, True)
 
     def where(
         self,
@@ -425,55 +358,27 @@ class Translator:
 
     def order_by(self, rt: ResourceType, sort: SortSpec) -> tuple[str, list[Any]]:
         """RFC 7644 §3.4.2.3 ordering, equal to :func:`scim2_core.filter.sort_key`."""
+        expr, params = self.sort_expr(rt, sort)
+        direction = "DESC NULLS FIRST" if sort.descending else "ASC NULLS LAST"
+        return f"{expr} {direction}, r.id ASC", params
+
+    def sort_expr(self, rt: ResourceType, sort: SortSpec) -> tuple[str, list[Any]]:
+        """The value :meth:`order_by` sorts by (NULL: no value), with its parameters."""
         ref = sort.path
         attr = ref.attribute
         sub = ref.sub
         if sub is None and attr.is_complex:
             sub = attr.sub("value")
         target = sub if sub is not None else attr
-        pg = self.d.name == "postgresql"
         params: list[Any] = []
         head = (ref.urn,) if ref.urn is not None else ()
         if target.is_complex:
             expr = "NULL"
         elif not attr.multi_valued:
             keys = (*head, attr.name) + ((sub.name,) if sub is not None else ())
-            params.append(self.d.json_path(keys))
-            expr = "(r.fdoc #>> CAST(? AS text[]))" if pg else "json_extract(r.fdoc, ?)"
-            expr = self._typed(expr, target)
+            scalar = meta_column(keys, self.d.sort_scalar(keys, params))
+            expr = self.d.sort_typed(scalar, target.type)
         else:
-            path = self.d.json_path((*head, attr.name))
-            if pg:
-                value = "(e.v ->> ?)" if sub is not None else "(e.v #>> '{}')"
-                if sub is not None:
-                    params.append(sub.name)
-                params.extend((path, "primary"))
-                expr = (
-                    f"(SELECT {self._typed(value, target)} FROM jsonb_path_query("
-                    "r.fdoc #> CAST(? AS text[]), 'strict $[*]', '{}', true) "
-                    "WITH ORDINALITY AS e(v, n) ORDER BY COALESCE(jsonb_typeof(e.v) = 'object' "
-                    "AND (e.v -> ?) = 'true'::jsonb, FALSE) DESC, e.n LIMIT 1)"
-                )
-            else:
-                if sub is not None:
-                    value = "CASE WHEN e.type = 'object' THEN json_extract(e.value, ?) END"
-                    params.append(self.d.json_path((sub.name,)))
-                else:
-                    value = "e.atom"
-                params.extend((path, self.d.json_path(("primary",))))
-                expr = (
-                    f"(SELECT {value} FROM json_each(r.fdoc, ?) AS e ORDER BY "
-                    "COALESCE(CASE WHEN e.type = 'object' THEN json_type(e.value, ?) END "
-                    "= 'true', 0) DESC, e.key LIMIT 1)"
-                )
-        direction = "DESC NULLS FIRST" if sort.descending else "ASC NULLS LAST"
-        return f"{expr} {direction}, r.id ASC", params
-
-    def _typed(self, expr: str, attr: Attribute) -> str:
-        if self.d.name != "postgresql":
-            return expr
-        if attr.type in ("integer", "decimal"):
-            return f"CAST({expr} AS numeric)"
-        if attr.type == "boolean":
-            return f"CAST({expr} AS boolean)"
-        return f'{expr} COLLATE "C"'
+            name = sub.name if sub is not None else None
+            expr = self.d.sort_first((*head, attr.name), name, target.type, params)
+        return expr, params

@@ -23,8 +23,8 @@ import hmac
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
-from ._errors import ConfigurationError
-from ._types import Request
+from .._errors import ConfigurationError
+from .._types import Request
 
 __all__ = ["Principal", "bearer_tokens"]
 
@@ -39,6 +39,11 @@ class Principal:
 
     name: str
     tenant: str | None = None
+
+    def __post_init__(self) -> None:
+        # None is the single-tenant deployment; an empty name would be no tenant at all.
+        if self.tenant == "":
+            raise ConfigurationError("a tenant name must not be empty (use None for no tenant)")
 
 
 def _authorization(request: Request) -> str | None:

@@ -1,0 +1,120 @@
+"""Request targets and paths as received: absolute-form, raw segments, pinned base URLs."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import unquote, unquote_to_bytes, urlsplit
+
+from .._errors import ConfigurationError
+
+__all__ = ["asgi_headers", "asgi_target", "checked_base_url", "engine_path", "split_target"]
+
+
+def split_target(target: str) -> tuple[str | None, str | None]:
+    """Split a raw request target (as received, query removed) into (authority, path).
+
+    origin-form ``/Users`` gives ``(None, "/Users")``; absolute-form
+    ``http://host/Users`` gives ``("host", "/Users")`` (RFC 9112 §3.2.2: "A server MUST
+    accept the absolute-form in requests", and the origin server "MUST ignore the received
+    Host header field (if any) and instead use the host information of the request-target");
+    any other form (``*``, ``host:443`` of CONNECT) has no path: ``(None, None)``.
+    """
+    if target.startswith("/"):
+        return None, target
+    scheme, sep, rest = target.partition("://")
+    if sep and scheme.lower() in ("http", "https"):
+        authority, slash, path = rest.partition("/")
+        if authority and "@" not in authority:
+            return authority, slash + path or "/"
+    return None, None
+
+
+def _segment(raw: str) -> str:
+    """One path segment decoded once; a decoded ``/``, ``?`` or ``%`` stays encoded so that
+    the engine, which splits its path on ``/`` and ``?``, never takes it as a separator."""
+    text = unquote_to_bytes(raw).decode("utf-8", "replace")
+    return text.replace("%", "%25").replace("/", "%2F").replace("?", "%3F")
+
+
+def engine_path(raw_path: str, prefix: str) -> str | None:
+    """The engine's path for a raw (percent-encoded) request path under the decoded mount
+    ``prefix``, or ``None`` when ``raw_path`` is not under ``prefix``.
+
+    Routing uses the raw path, split on its own ``/`` before any decoding, and decodes each
+    segment once: ``/Users/a%2Fb`` names the User ``a/b`` (never ``/Users/a/b``), and
+    ``/scim%2Fv2/Users`` is not under the mount ``/scim/v2``.
+    """
+    wanted = [part for part in prefix.split("/") if part]
+    raw_segments = raw_path.split("/")[1:]
+    if "%" not in raw_path:  # nothing to decode: each segment is itself (the common case)
+        if raw_segments[: len(wanted)] != wanted:
+            return None
+        return "/" + "/".join(raw_segments[len(wanted) :])
+    if len(raw_segments) < len(wanted):
+        return None
+    for raw, want in zip(raw_segments, wanted, strict=False):
+        if unquote_to_bytes(raw).decode("utf-8", "replace") != want:
+            return None
+    return "/" + "/".join(_segment(raw) for raw in raw_segments[len(wanted) :])
+
+
+def checked_base_url(url: str) -> str:
+    """``url`` as a pinned SCIM base URL (``https://host[:port][/path]``, no trailing ``/``).
+
+    A deployment that pins its base URL never builds ``Location`` or ``meta.location`` from
+    the client's ``Host`` header. Raises :class:`ConfigurationError` for anything else.
+    """
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - validates the port
+    except ValueError as exc:
+        raise ConfigurationError(f"base URL {url!r} is not a URL: {exc}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigurationError(f"base URL {url!r} must be http(s)://host[:port][/path]")
+    if parts.query or parts.fragment or "@" in parts.netloc:
+        raise ConfigurationError(
+            f"base URL {url!r} must have no user, query or fragment: http(s)://host[/path]"
+        )
+    return url.rstrip("/")
+
+
+def asgi_headers(scope: Mapping[str, Any]) -> tuple[dict[str, str], str | None, str | None]:
+    """One pass over an ASGI scope's request headers: all of them by lower-case name (repeated ones
+    joined with ``", "``, RFC 9110 §5.3), and the first ``Content-Length`` and
+    ``Transfer-Encoding`` values as received (``None`` when absent)."""
+    headers: dict[str, str] = {}
+    length: str | None = None
+    encoding: str | None = None
+    for raw_name, raw_value in scope.get("headers", ()):
+        name = raw_name.decode("latin-1").lower()
+        value = raw_value.decode("latin-1")
+        if name in headers:
+            headers[name] = f"{headers[name]}, {value}"
+            continue
+        headers[name] = value
+        if name == "content-length":
+            length = value
+        elif name == "transfer-encoding":
+            encoding = value
+    return headers, length, encoding
+
+
+def asgi_target(scope: Mapping[str, Any]) -> tuple[str | None, str | None]:
+    """(authority, raw path) of an ASGI request's target; (None, None) when it is not a path.
+
+    ``raw_path`` is optional in ASGI ("Some web server implementations may be unable to
+    provide this"); without it, or when a middleware rewrote ``path`` since, the decoded
+    ``path`` is the target.
+    """
+    path: str = scope.get("path", "")
+    raw = scope.get("raw_path")
+    target = ""
+    if isinstance(raw, bytes):
+        target = raw.decode("latin-1")
+        if "?" in target:  # some servers (httpx's ASGITransport) leave the query in raw_path
+            target = target.split("?", 1)[0]
+        # Unquoting a target with no "%" gives it back unchanged.
+        if target and target != path and ("%" not in target or unquote(target) != path):
+            target = ""
+    return split_target(target or path)
