@@ -1,0 +1,60 @@
+"""One log line per request, as text or JSON, on the ``scim2_core.request`` logger.
+
+A line holds the time, request id, method, route template (``/Users/{id}``: never the path's
+ids, never the query string, whose filters hold personal data), status, ``scimType``,
+principal name, tenant and duration; and the client's address when a server adds it
+(``scim2-core serve``). Never a header, a token, a body or an attribute value.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from .._errors import ConfigurationError
+
+__all__ = ["LOG_FORMATS", "RequestLog"]
+
+LogFormat = Literal["text", "json"]
+LOG_FORMATS: tuple[LogFormat, ...] = ("text", "json")
+request_logger = logging.getLogger("scim2_core.request")
+
+#: The named fields of a text line, after the request and its status (the time is the
+#: handler's to add).
+_TEXT_FIELDS = ("scimType", "requestId", "principal", "tenant")
+
+
+def _text_value(value: Any) -> str:
+    if value is None:
+        return "-"
+    text = str(value)
+    if text and text.isprintable() and not any(c in text for c in ' "='):
+        return text
+    return json.dumps(text)
+
+
+class RequestLog:
+    """Writes each request's fields as one line in ``format`` (``"text"`` or ``"json"``)."""
+
+    def __init__(self, format: str = "text", logger: logging.Logger | None = None) -> None:
+        if format not in LOG_FORMATS:
+            raise ConfigurationError(f"log format must be one of {LOG_FORMATS}, got {format!r}")
+        self.format = format
+        self.logger = logger or request_logger
+
+    def line(self, fields: Mapping[str, Any]) -> str:
+        """The line of one request's ``fields``."""
+        if self.format == "json":
+            return json.dumps(dict(fields), separators=(",", ":"), ensure_ascii=True)
+        head = f'"{fields["method"]} {fields["path"]}"'
+        if fields.get("client"):
+            head = f"{fields['client']} {head}"
+        rest = " ".join(f"{k}={_text_value(fields.get(k))}" for k in _TEXT_FIELDS)
+        return f"{head} {fields['status']} {rest} {fields['durationMs']:.1f}ms"
+
+    def write(self, fields: Mapping[str, Any]) -> None:
+        """Log ``fields`` at INFO (nothing is formatted when INFO is off)."""
+        if self.logger.isEnabledFor(logging.INFO):
+            self.logger.info("%s", self.line(fields))
