@@ -10,6 +10,10 @@
     # or, with the engine in hand:
     urlpatterns = [path("scim/v2/", include(scim_urlpatterns(engine)))]
 
+The operator page (a :class:`scim2_core.admin.OperatorConsole`), for staff only::
+
+    urlpatterns += [path("scim/admin/", include(operator_urlpatterns(console)))]
+
 The views are CSRF-exempt (SCIM clients send bearer tokens, not cookies) and opt out of
 ``CommonMiddleware``'s ``APPEND_SLASH`` redirect, so ``/scim/v2/Users`` is never redirected
 and a SCIM 404 stays a 404. ``base_url`` comes from ``request.build_absolute_uri`` (so
@@ -31,8 +35,8 @@ from django.utils.module_loading import import_string  # type: ignore[import-unt
 from django.views.decorators.common import no_append_slash  # type: ignore[import-untyped]
 from django.views.decorators.csrf import csrf_exempt  # type: ignore[import-untyped]
 
-from scim2_core import _types
-from scim2_core._serving import (
+from scim2_core import serving
+from scim2_core.serving import (
     EngineLike,
     content_length,
     outgoing_headers,
@@ -40,11 +44,12 @@ from scim2_core._serving import (
     query_params,
     split_mount,
 )
+from scim2_core.wsgi import mounted_path
 
-__all__ = ["django_request", "scim_urlpatterns", "settings_engine"]
+__all__ = ["django_request", "operator_urlpatterns", "scim_urlpatterns", "settings_engine"]
 
 
-def django_request(req: HttpRequest, rest: str, *, limit: int) -> _types.Request | None:
+def django_request(req: HttpRequest, rest: str, *, limit: int) -> serving.Request | None:
     """Translate the Django request ``req`` (routed ``rest`` of the path) for the engine.
 
     Returns ``None`` when the body exceeds ``limit`` bytes, checked against
@@ -60,7 +65,7 @@ def django_request(req: HttpRequest, rest: str, *, limit: int) -> _types.Request
     prefix, path = split_mount(req.path, rest)
     return {
         "method": req.method or "GET",
-        "path": path,
+        "path": mounted_path(req.META, prefix) or path,  # %2F stays in its segment
         "query": query_params(req.META.get("QUERY_STRING", "")),
         "headers": {name.lower(): value for name, value in req.headers.items()},
         "body": body,
@@ -107,6 +112,25 @@ def scim_urlpatterns(engine: EngineLike | Callable[[], EngineLike]) -> list[URLP
         return cache[0]
 
     return [re_path(r"^(?P<scim_path>.*)\Z", _view(get_engine), name="scim")]
+
+
+def operator_urlpatterns(
+    console: EngineLike,
+    *,
+    decorator: Callable[[Callable[..., HttpResponse]], Callable[..., HttpResponse]] | None = None,
+) -> list[URLPattern]:
+    """URL patterns serving the operator page ``console`` for ``include(...)``, each view
+    wrapped in ``decorator``: by default Django admin's ``staff_member_required``, so only
+    signed-in staff see it (give ``decorator=lambda view: view`` to rely on the console's
+    own token instead). ``request.user`` is in the request context for ``authorize``."""
+    if decorator is None:
+        from django.contrib.admin.views.decorators import (  # type: ignore[import-untyped]
+            staff_member_required,
+        )
+
+        decorator = staff_member_required
+    view = decorator(_view(lambda: console))
+    return [re_path(r"^(?P<scim_path>.*)\Z", view, name="scim_operator")]
 
 
 def settings_engine() -> EngineLike:

@@ -5,6 +5,11 @@
     from scim2_core_flask import scim_blueprint
     app.register_blueprint(scim_blueprint(engine), url_prefix="/scim/v2")
 
+The operator page (a :class:`scim2_core.admin.OperatorConsole`) mounts the same way::
+
+    console = OperatorConsole(engine, authorize=lambda r: current_user.is_authenticated)
+    app.register_blueprint(operator_blueprint(console), url_prefix="/scim/admin")
+
 One view answers every method on the blueprint's root and on ``/<path:path>``. SCIM clients
 send bearer tokens, not browser cookies, so the blueprint exempts itself from Flask-WTF's
 ``CSRFProtect`` (``app.extensions["csrf"]``), whether that is initialised before or after
@@ -18,8 +23,8 @@ from typing import Any, cast
 
 from flask import Blueprint, Request, Response, current_app, request
 
-from scim2_core import _types
-from scim2_core._serving import (
+from scim2_core import serving
+from scim2_core.serving import (
     EngineLike,
     base_url,
     outgoing_headers,
@@ -27,14 +32,14 @@ from scim2_core._serving import (
     query_params,
     split_mount,
 )
-from scim2_core.wsgi import read_body
+from scim2_core.wsgi import mounted_path, read_body
 
-__all__ = ["flask_request", "scim_blueprint"]
+__all__ = ["flask_request", "operator_blueprint", "scim_blueprint"]
 
 _METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "TRACE"]
 
 
-def flask_request(req: Request, rest: str, *, limit: int) -> _types.Request | None:
+def flask_request(req: Request, rest: str, *, limit: int) -> serving.Request | None:
     """Translate the Flask request ``req`` (routed ``rest`` of the path) for the engine.
 
     Returns ``None`` when the body exceeds ``limit`` bytes, checked against
@@ -51,7 +56,7 @@ def flask_request(req: Request, rest: str, *, limit: int) -> _types.Request | No
     context: Mapping[str, Any] = {"request": req}
     return {
         "method": req.method,
-        "path": path,
+        "path": mounted_path(req.environ, prefix) or path,  # %2F stays in its segment
         "query": query_params(req.environ.get("QUERY_STRING", "")),
         "headers": {name.lower(): value for name, value in req.headers.items()},
         "body": body,
@@ -90,3 +95,11 @@ def scim_blueprint(engine: EngineLike, name: str = "scim") -> Blueprint:
     blueprint.record(lambda state: exempt_from_csrf(state.app.extensions))
     blueprint.before_app_request(lambda: exempt_from_csrf(current_app.extensions))
     return blueprint
+
+
+def operator_blueprint(console: EngineLike, name: str = "scim_operator") -> Blueprint:
+    """A blueprint serving the operator page ``console``; register it with
+    ``url_prefix="/scim/admin"``. The console's ``authorize`` hook runs inside the
+    request, so Flask-Login's ``current_user`` (or the Flask request in the request
+    context) can decide; its sign-in form posts no data, so it needs no CSRF token."""
+    return scim_blueprint(console, name)

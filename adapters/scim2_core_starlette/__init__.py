@@ -10,6 +10,10 @@
     ])
     # FastAPI: app.mount("/scim/v2", scim_app(engine))
 
+    # The operator page beside it (scim2_core.admin), behind the app's own sign-in:
+    console = OperatorConsole(engine, authorize=starlette_signed_in)
+    routes.append(operator_mount(console))                     # at /scim/admin
+
 ``Mount`` accepts any raw ASGI app, so :class:`scim2_core.asgi.ASGIApp` already serves
 Starlette and FastAPI; this module adds what Starlette users expect beyond that: the user
 set by ``AuthenticationMiddleware`` (``scope["user"]`` / ``request.user`` and
@@ -24,11 +28,17 @@ from typing import Any
 from starlette.routing import Mount
 
 from scim2_core import Principal
-from scim2_core._serving import EngineLike
-from scim2_core._types import Request
 from scim2_core.asgi import ASGIApp, Scope
+from scim2_core.serving import EngineLike, Request
 
-__all__ = ["scim_app", "scim_mount", "starlette_context", "starlette_user_hook"]
+__all__ = [
+    "operator_mount",
+    "scim_app",
+    "scim_mount",
+    "starlette_context",
+    "starlette_signed_in",
+    "starlette_user_hook",
+]
 
 
 def starlette_context(scope: Scope) -> Mapping[str, Any]:
@@ -64,3 +74,18 @@ def starlette_user_hook(request: Request) -> Principal | None:
         name=str(getattr(user, "display_name", "") or "user"),
         tenant=tenant if isinstance(tenant, str) else None,
     )
+
+
+def operator_mount(console: EngineLike, path: str = "/scim/admin", **kw: Any) -> Mount:
+    """A Starlette ``Mount`` serving the operator page (a
+    :class:`scim2_core.admin.OperatorConsole`) at ``path``, with Starlette's user in the
+    request context for its ``authorize`` hook; ``kw`` goes to ``Mount``. FastAPI:
+    ``app.mount("/scim/admin", scim_app(console))``."""
+    return Mount(path.rstrip("/"), app=scim_app(console), **kw)
+
+
+def starlette_signed_in(request: Request) -> bool:
+    """An ``authorize`` hook for the operator page: True when Starlette's
+    ``AuthenticationMiddleware`` authenticated the user (``request.user.is_authenticated``)."""
+    user = (request.get("context") or {}).get("user")
+    return bool(getattr(user, "is_authenticated", False))

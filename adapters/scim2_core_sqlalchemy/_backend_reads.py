@@ -1,0 +1,252 @@
+"""The statements a read runs, built once per mapped type instead of once per request.
+
+Building a Core ``select()`` (labels, joins, comparisons) costs more than running it on
+SQLite; a :class:`ReadPlan` holds, per mapped type, the join of the app's table with the
+bookkeeping, the selected columns in a fixed order, and the whole statement of a read by
+SCIM id, so that a ``GET`` builds nothing and a search builds only its ``WHERE`` and
+``ORDER BY``. Rows come back as tuples and are cut into the bookkeeping part and the app
+row's part by position.
+
+The read by id, the most frequent statement, is compiled once for the app's dialect
+(:class:`Prepared`) and run on the connection's DB-API cursor, the column types' own result
+processors applied: SQLAlchemy's per-execution work (cache key, execution context, result
+metadata) costs more than the statement itself. It runs on the connection the backend
+checked out of the app's engine, in the same transaction as the rest of the call; the
+engine's ``before_cursor_execute`` events do not see it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import sqlalchemy as sa
+
+from ._backend_expressions import Compiler
+from ._backend_tables import Tables
+from ._models import ModelType
+
+__all__ = ["GroupsOfPlan", "Prepared", "ReadPlan"]
+
+
+class Prepared:
+    """A ``SELECT`` compiled once for one dialect, run on the DB-API cursor (see the module
+    docstring). Its parameters are strings or integers (no bind processing)."""
+
+    def __init__(self, stmt: sa.Select[Any], dialect: sa.Dialect) -> None:
+        compiled = stmt.compile(dialect=dialect)
+        self.sql = compiled.string
+        #: The values of the statement's own bound literals, by parameter name.
+        self.fixed: dict[str, Any] = dict(compiled.params)
+        self.order = tuple(compiled.positiontup or ()) if compiled.positional else None
+        self.procs = tuple(
+            c.type.dialect_impl(dialect).result_processor(dialect, None)
+            for c in stmt.selected_columns
+        )
+
+    def first(self, conn: sa.Connection, **params: Any) -> tuple[Any, ...] | None:
+        """The first row, each value through its column type's result processor."""
+        found = self.rows(conn, 1, **params)
+        return found[0] if found else None
+
+    def rows(
+        self, conn: sa.Connection, limit: int | None = None, **params: Any
+    ) -> list[tuple[Any, ...]]:
+        """The rows (at most ``limit``), each value through its column's result processor."""
+        values = {**self.fixed, **params}
+        args: Any = tuple(values[n] for n in self.order) if self.order is not None else values
+        cursor = conn.connection.cursor()
+        try:
+            cursor.execute(self.sql, args)
+            raw = cursor.fetchall() if limit is None else cursor.fetchmany(limit)
+        finally:
+            cursor.close()
+        procs = self.procs
+        return [
+            tuple(v if p is None or v is None else p(v) for v, p in zip(row, procs, strict=True))
+            for row in raw
+        ]
+
+
+class ReadPlan:
+    """One mapped type's read statements (see the module docstring)."""
+
+    def __init__(
+        self, t: ModelType, tables: Tables, compiler: Compiler, dialect: sa.Dialect
+    ) -> None:
+        #: The bookkeeping table under the alias every search's conditions use.
+        self.r = r = tables.resource.alias("r")
+        self.joined = t.table.join(r, compiler.owner(t, r, t.pk))
+        #: The bookkeeping columns' names, then ``_pk`` and the mapped fields: the order of
+        #: :attr:`columns` and of the dicts :meth:`split` makes.
+        self.bk_names = tuple(c.name for c in r.columns)
+        self.field_names = ("_pk", *t.columns)
+        self.columns: tuple[Any, ...] = (
+            *(c.label(f"_r_{c.name}") for c in r.columns),
+            t.pk.label("_f__pk"),
+            *(c.label(f"_f_{n}") for n, c in t.columns.items()),
+        )
+        self.live = r.c.deleted == sa.false()
+        self.by_id = (
+            sa.select(*self.columns)
+            .select_from(self.joined)
+            .where(
+                r.c.scim_id == sa.bindparam("scim_id"),
+                r.c.resource_type == t.name,
+                r.c.deleted == sa.false(),
+            )
+        )
+        self.prepared_by_id = Prepared(self.by_id, dialect)
+        #: The same, both rows locked for a write (``FOR UPDATE`` on PostgreSQL).
+        self.prepared_lock = Prepared(self.by_id.with_for_update(), dialect)
+        self.dialect = dialect
+        #: The default-ordered page of ``<field> eq <value>`` on a unique column, per field
+        #: (:meth:`Compiler.unique_eq`), compiled at its first use.
+        self.unique_eq_pages: dict[str, Prepared] = {}
+        kept = tables.resource
+        #: The largest primary key of the app's table and the largest adopted one (with
+        #: an integer key: rows above the second are the app's new rows).
+        self.largest_keys = sa.select(
+            sa.select(sa.func.max(t.pk)).scalar_subquery(),
+            sa.select(sa.func.max(kept.c.object_int))
+            .where(kept.c.resource_type == t.name)
+            .scalar_subquery(),
+        )
+        self.prepared_largest_keys = Prepared(self.largest_keys, dialect)
+        #: The number of live resources of this type (a search without a filter).
+        self.prepared_count = Prepared(
+            sa.select(sa.func.count()).select_from(self.joined).where(self.live), dialect
+        )
+        #: The number of the app's rows, of bookkeeping rows of this type, and of the
+        #: live ones among them: a page without filter or sort trusts the bookkeeping's
+        #: index (:attr:`prepared_index_page`) when the first two are equal.
+        self.prepared_sync = Prepared(
+            sa.select(
+                sa.select(sa.func.count()).select_from(t.table).scalar_subquery(),
+                sa.select(sa.func.count())
+                .select_from(kept)
+                .where(kept.c.resource_type == t.name)
+                .scalar_subquery(),
+                sa.select(sa.func.count())
+                .select_from(kept)
+                .where(kept.c.resource_type == t.name, kept.c.deleted == sa.false())
+                .scalar_subquery(),
+            ),
+            dialect,
+        )
+        # The default-ordered window of the live bookkeeping rows, cut on their index
+        # alone, then joined with the app's rows of that window only (not of every row
+        # the offset skips).
+        cut = (
+            sa.select(kept)
+            .where(kept.c.resource_type == t.name, kept.c.deleted == sa.false())
+            .order_by(kept.c.created, compiler.collate(kept.c.scim_id))
+            .offset(sa.bindparam("page_offset", type_=sa.BigInteger()))
+            .limit(sa.bindparam("page_limit", type_=sa.BigInteger()))
+            .subquery("w")
+        )
+        #: That window, in :attr:`columns`' order (:meth:`split` cuts its rows).
+        self.prepared_index_page = Prepared(
+            sa.select(
+                *(cut.c[c.name] for c in r.columns),
+                t.pk,
+                *t.columns.values(),
+            )
+            .select_from(t.table.join(cut, compiler.owner(t, cut, t.pk)))
+            .order_by(cut.c.created, compiler.collate(cut.c.scim_id)),
+            dialect,
+        )
+        #: The number of the app's rows and of bookkeeping rows of this type.
+        self.counts = sa.select(
+            sa.select(sa.func.count()).select_from(t.table).scalar_subquery(),
+            sa.select(sa.func.count())
+            .select_from(kept)
+            .where(kept.c.resource_type == t.name)
+            .scalar_subquery(),
+        )
+
+    def window(self, where: Sequence[Any], order: Sequence[Any], *, total: bool) -> sa.Select[Any]:
+        """The page statement: the rows of ``where`` in ``order``, the window from the bind
+        parameters ``page_offset`` and ``page_limit``; with ``total``, the count of all
+        matches as the last column (a window count computed before LIMIT)."""
+        columns = list(self.columns)
+        if total:
+            columns.append(sa.func.count().over().label("_total"))
+        return (
+            sa.select(*columns)
+            .select_from(self.joined)
+            .where(*where)
+            .order_by(*order)
+            .offset(sa.bindparam("page_offset", type_=sa.BigInteger()))
+            .limit(sa.bindparam("page_limit", type_=sa.BigInteger()))
+        )
+
+    def split(self, values: Sequence[Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        """``(bookkeeping row, app row)`` of one row of :attr:`columns`."""
+        n = len(self.bk_names)
+        return (
+            dict(zip(self.bk_names, values[:n], strict=True)),
+            dict(zip(self.field_names, values[n : n + len(self.field_names)], strict=True)),
+        )
+
+
+class GroupsOfPlan:
+    """The groups of one group type that hold given members, as one statement built at
+    binding: the members' bookkeeping rows, the association table, the group's table and
+    its bookkeeping, joined. Rows are ``(member id, group id, group extras, display)``.
+
+    ``User.groups`` is derived on every read of a user (RFC 7643 §4.1.2: "groups ...
+    derived from the groups the user belongs to"): a ``GET`` of one user runs
+    :attr:`one`, prepared like the read by id; more ids run :attr:`many` (an expanding
+    ``IN``)."""
+
+    def __init__(
+        self,
+        group: ModelType,
+        member: ModelType,
+        tables: Tables,
+        compiler: Compiler,
+        dialect: sa.Dialect,
+    ) -> None:
+        rel = group.relation
+        assert rel is not None
+        r = tables.resource
+        rm, rg = r.alias("rm"), r.alias("rg")
+        display = group.bound.single(group.bound.rt.resolve_path("displayName"))
+        #: Whether the fourth column is the mapped ``displayName`` (else: in the extras).
+        self.mapped_display = display is not None
+        shown = group.columns[display.field] if display is not None else sa.null()
+        member_on = compiler.owner(member, rm, rel.member_col)
+        kind: Any = rm.c.resource_type
+        if not compiler.pg:
+            # SQLite: the members' rows are found by scim_id; a bare test of their type
+            # would let the planner walk every member of the type per group instead
+            # (`x || ''` keeps it off the type's indexes, as the SQLite docs advise).
+            kind = rm.c.resource_type.op("||")(sa.literal("", sa.String()))
+            key = rm.c.object_int if member.int_pk else rm.c.object_pk
+            pk = rel.member_col if member.int_pk else sa.cast(rel.member_col, sa.String)
+            member_on = sa.and_(kind == member.name, key == pk)
+        joined = (
+            rm.join(rel.table, member_on)
+            .join(group.table, group.pk == rel.group_col)
+            .join(rg, compiler.owner(group, rg, group.pk))
+        )
+        base = (
+            sa.select(rm.c.scim_id, rg.c.scim_id, rg.c.extras, shown.label("_display"))
+            .select_from(joined)
+            .where(
+                kind == member.name,
+                rm.c.deleted == sa.false(),
+                rg.c.deleted == sa.false(),
+            )
+        )
+        self.one = Prepared(base.where(rm.c.scim_id == sa.bindparam("scim_id")), dialect)
+        self.many = base.where(rm.c.scim_id.in_(sa.bindparam("ids", expanding=True)))
+
+    def entry(self, row: Sequence[Any]) -> dict[str, Any]:
+        """The ``groups`` entry of one row (RFC 7643 §4.1.2: value, display)."""
+        entry: dict[str, Any] = {"value": row[1]}
+        name = row[3] if self.mapped_display else (row[2] or {}).get("displayName")
+        if isinstance(name, str) and name:
+            entry["display"] = name
+        return entry
