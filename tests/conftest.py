@@ -1,4 +1,5 @@
-"""Fixtures shared by every test folder: the PostgreSQL server the ``postgres`` tests use.
+"""Fixtures shared by every test folder: the PostgreSQL server the ``postgres`` tests use, and
+``each_backend``, which runs a test on MemoryBackend and on SQLBackend over SQLite.
 
 PostgreSQL tests read ``SCIM2_CORE_TEST_POSTGRES`` (default
 ``postgresql://postgres@127.0.0.1:5432/test``). When the server cannot be reached they skip with
@@ -10,8 +11,11 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+
+from tests import helpers
 
 
 @pytest.fixture(scope="session")
@@ -46,3 +50,34 @@ def postgres_database(postgres_url: str) -> Iterator[str]:
     finally:
         with psycopg.connect(postgres_url, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+def each_backend(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[str]:
+    """Run the test once on MemoryBackend and once on SQLBackend over SQLite files.
+
+    The test's backends come from ``tests.helpers.make_backend`` (and ``make_engine``): on
+    ``sqlite`` each call opens a new database file under the test's ``tmp_path``, with the
+    backend's default options, and closes it after the test. Used (autouse) by
+    tests/engine and tests/bulk, so the engine's own suite holds on both backends.
+    """
+    if request.param == "memory":
+        yield "memory"
+        return
+    from scim2_core.backends import SQLBackend
+
+    opened: list[SQLBackend] = []
+
+    def sqlite_backend() -> SQLBackend:
+        backend = SQLBackend(f"sqlite:///{tmp_path / f'scim-{len(opened)}.db'}")
+        opened.append(backend)
+        return backend
+
+    monkeypatch.setattr(helpers, "backend_factory", sqlite_backend)
+    try:
+        yield "sqlite"
+    finally:
+        for backend in opened:
+            backend.close()

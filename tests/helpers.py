@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from scim2_core import Engine, Options
-from scim2_core.backends import MemoryBackend
+from scim2_core.backends import Backend, MemoryBackend
 
 USER = "urn:ietf:params:scim:schemas:core:2.0:User"
 GROUP = "urn:ietf:params:scim:schemas:core:2.0:Group"
@@ -31,8 +32,57 @@ class Result:
         return f"<Result {self.status} {self.raw[:300]!r}>"
 
 
+class ForwardingBackend:
+    """A backend that forwards every call of the protocol to ``inner``: subclass it to make one
+    call misbehave (a bug, a concurrent delete) on whichever backend the test runs on.
+
+    Every method is spelled out: ``isinstance(x, Backend)`` looks methods up statically, so a
+    ``__getattr__`` forwarder would not count as a backend.
+    """
+
+    def __init__(self, inner: Backend) -> None:
+        self.inner = inner
+        self.never_blocks = inner.never_blocks
+
+    def bind(self, resource_types: Any) -> None:
+        self.inner.bind(resource_types)
+
+    def create(self, tenant: Any, rt: Any, resource: Any, **kw: Any) -> Any:
+        return self.inner.create(tenant, rt, resource, **kw)
+
+    def get(self, tenant: Any, rt: Any, id: str) -> Any:
+        return self.inner.get(tenant, rt, id)
+
+    def search(self, tenant: Any, rt: Any, query: Any) -> Any:
+        return self.inner.search(tenant, rt, query)
+
+    def update(self, tenant: Any, rt: Any, id: str, change: Any, **kw: Any) -> Any:
+        return self.inner.update(tenant, rt, id, change, **kw)
+
+    def delete(self, tenant: Any, rt: Any, id: str, **kw: Any) -> Any:
+        return self.inner.delete(tenant, rt, id, **kw)
+
+    def groups_of(self, tenant: Any, member_ids: Any) -> Any:
+        return self.inner.groups_of(tenant, member_ids)
+
+    def existing(self, tenant: Any, ids: Any) -> Any:
+        return self.inner.existing(tenant, ids)
+
+
+#: What :func:`make_backend` builds. MemoryBackend by default; the ``each_backend`` fixture
+#: (tests/conftest.py) switches it to SQLBackend on a fresh SQLite file for one test, so that
+#: tests/engine and tests/bulk run on both backends.
+backend_factory: Callable[[], Backend] = MemoryBackend
+
+
+def make_backend() -> Backend:
+    """A new, empty backend of the kind the current test runs on."""
+    return backend_factory()
+
+
 def make_engine(**options: Any) -> Engine:
-    return Engine(MemoryBackend(), options=Options(**options) if options else None)
+    """An Engine over :func:`make_backend`, with these :class:`~scim2_core.Options`."""
+    return Engine(make_backend(), options=Options(**options) if options else None)
 
 
 def call(

@@ -10,6 +10,7 @@ MODULES = [
     "scim2_core",
     "scim2_core.filter",
     "scim2_core.backends",
+    "scim2_core.backends.sql",
     "scim2_core.asgi",
     "scim2_core.wsgi",
 ]

@@ -28,10 +28,12 @@ def test_core_and_raw_servers_import_no_framework() -> None:
     assert loaded & FRAMEWORKS == set()
 
 
-#: (module file, most lines allowed)
+#: (module file, most lines allowed). The raw ASGI/WSGI apps are the HTTP edge of
+#: ``scim2-core serve`` and of framework-free deployments, so they also hold its defences
+#: (framing, request targets, raw-path routing, body timeout) and a prefix mount each.
 ADAPTER_FILES = [
-    ("scim2_core/asgi.py", 230),
-    ("scim2_core/wsgi.py", 150),
+    ("scim2_core/asgi.py", 300),
+    ("scim2_core/wsgi.py", 225),
     ("adapters/scim2_core_starlette/__init__.py", 150),
     ("adapters/scim2_core_flask/__init__.py", 150),
     ("adapters/scim2_core_django/__init__.py", 150),
@@ -40,8 +42,8 @@ ADAPTER_FILES = [
 
 
 def test_shared_serving_helpers_stay_small() -> None:
-    # _serving.py is core, not an adapter: it renders SCIM Errors (JSON) for the adapters.
-    assert len((ROOT / "scim2_core/_serving.py").read_text().splitlines()) <= 150
+    # scim2_core.serving is core, not an adapter: it renders SCIM Errors (JSON) for the adapters.
+    assert len((ROOT / "scim2_core/serving/__init__.py").read_text().splitlines()) <= 150
 
 
 @pytest.mark.parametrize(("name", "most"), ADAPTER_FILES)

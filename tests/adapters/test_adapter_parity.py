@@ -14,8 +14,8 @@ import pytest
 from adapter_clients import ADAPTERS, HOST, PREFIX, Normaliser, Reply, Send
 
 from scim2_core import Engine, Options, ScimError, bearer_tokens
-from scim2_core._serving import error_response
 from scim2_core.backends import MemoryBackend
+from scim2_core.serving import error_response
 
 TOKEN = "s3cret-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

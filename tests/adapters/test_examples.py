@@ -46,6 +46,9 @@ def test_example(name: str, client: object) -> None:
     assert created.headers["location"].startswith("http://testserver/scim/v2/Users/")
     assert send("GET", "/scim/v2/Users", AUTH, b"").json()["totalResults"] == 1
     assert send("GET", "/scim/v2/Users", {}, b"").status == 401
+    if name in ("asgi_uvicorn", "wsgi_wsgiref"):  # the raw apps' PrefixMount
+        outside = send("GET", "/elsewhere", AUTH, b"")
+        assert (outside.status, outside.json()["status"]) == (404, "404")
 
 
 @pytest.mark.slow

@@ -61,6 +61,19 @@ def test_path_and_query(adapter: str, target: str, path: str, query: dict[str, s
 
 
 @pytest.mark.parametrize("adapter", ADAPTERS)
+def test_encoded_slash_and_question_mark_stay_in_their_segment(adapter: str) -> None:
+    """Routing splits the raw path, then decodes each segment once: ``%2F`` and ``%3F``
+    reach the engine still encoded, never as a separator or the start of a query.
+    Django's test client (like runserver and Django under ASGI) passes no raw path
+    (``RAW_URI`` / ``REQUEST_URI``): there the decoded path is all there is."""
+    engine = EchoEngine()
+    ADAPTERS[adapter](engine)("GET", PREFIX + "/Users%2Fabc/x%3Fy%25?q=1", {}, b"")
+    [seen] = engine.requests
+    expected = "/Users/abc/x?y%" if adapter == "django" else "/Users%2Fabc/x%3Fy%25"
+    assert (seen["path"], seen["query"]) == (expected, {"q": "1"})
+
+
+@pytest.mark.parametrize("adapter", ADAPTERS)
 @pytest.mark.parametrize("method", ["HEAD", "OPTIONS", "TRACE", "PATCH", "DELETE"])
 def test_every_method_reaches_the_engine(adapter: str, method: str) -> None:
     engine = EchoEngine()
@@ -170,10 +183,12 @@ FORWARDED = [(b"host", b"internal:8080"), (b"x-forwarded-proto", b"https"),
 )
 def test_asgi_base_url(scope: dict[str, Any], trust_proxy: bool, base_url: str) -> None:
     engine = EchoEngine()
-    run_asgi(ASGIApp(engine, trust_proxy=trust_proxy), scope, [{"type": "http.request"}])
+    app = ASGIApp(engine, trust_proxy=trust_proxy)
+    run_asgi(app, scope, [{"type": "http.request"}])
     [seen] = engine.requests
     assert (seen["path"], seen["base_url"]) == ("/Users", base_url)
     assert seen["context"] == {"scope": scope}
+    assert app.request(scope, b"") == seen  # the public translation is the served one
 
 
 @pytest.mark.parametrize("never_blocks", [True, False])

@@ -1,7 +1,7 @@
 """Shared fixtures of the backend tests.
 
-``contract.py`` holds the suite every backend runs (``class TestX(BackendContract)`` with a
-``backend`` fixture). It is not a ``test_*.py`` module, so its asserts are registered for
+:mod:`scim2_core.testing` holds the suite every backend runs (``class TestX(BackendContract)``
+with a ``backend`` fixture). It is not a test module, so its asserts are registered for
 pytest's rewriting here, before any test module imports it.
 """
 
@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
-pytest.register_assert_rewrite("contract")
+pytest.register_assert_rewrite("scim2_core.testing")
 
 
 # --- PostgreSQL (SQLBackend) ------------------------------------------------------------

@@ -5,10 +5,18 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from contract import DEFAULT_ORDER, SEARCH_USERS, USER, BackendContract, bumped, search_ids, user
 
 from scim2_core import UniquenessError
 from scim2_core.backends import Backend, MemoryBackend
+from scim2_core.testing import (
+    DEFAULT_ORDER,
+    SEARCH_USERS,
+    USER,
+    BackendContract,
+    bumped,
+    search_ids,
+    user,
+)
 
 
 class TestMemoryContract(BackendContract):

@@ -18,7 +18,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from contract import (
+
+from scim2_core import ConfigurationError, InvalidFilterError, UniquenessError
+from scim2_core._errors import InvalidValueError
+from scim2_core.backends import Backend, SearchQuery, SQLBackend
+from scim2_core.backends.sql._migrations import MIGRATIONS, SCHEMA_VERSION
+from scim2_core.backends.sql._rows import DEFAULT_INDEXED
+from scim2_core.filter import bind, parse_filter
+from scim2_core.schema import Attribute, ResourceType, Schema
+from scim2_core.testing import (
     DEVICE,
     GROUP,
     RESOURCE_TYPES,
@@ -30,14 +38,6 @@ from contract import (
     search_ids,
     user,
 )
-
-from scim2_core import ConfigurationError, InvalidFilterError, UniquenessError
-from scim2_core._errors import InvalidValueError
-from scim2_core._schema import Attribute, ResourceType, Schema
-from scim2_core.backends import Backend, SearchQuery, SQLBackend
-from scim2_core.backends._sql import DEFAULT_INDEXED
-from scim2_core.backends._sql_dialect import MIGRATIONS, SCHEMA_VERSION
-from scim2_core.filter import bind, parse_filter
 
 postgres = pytest.mark.postgres
 
@@ -100,11 +100,59 @@ def test_never_blocks_is_false() -> None:
         ("sqlite:///x.db", {"synchronous": "OFF"}),
         ("sqlite:///x.db", {"schema": "s"}),
         ("postgresql://127.0.0.1/test", {"schema": 'bad"; DROP'}),
+        ("sqlite:///x.db", {"indexed": "userName"}),
+        ("sqlite:///x.db", {"busy_timeout": -1}),
+        ("sqlite:///x.db", {"busy_timeout": "30"}),
     ],
 )
 def test_bad_configuration_raises_at_construction(url: str, options: dict[str, Any]) -> None:
     with pytest.raises(ConfigurationError):
         SQLBackend(url, **options)
+
+
+@pytest.mark.parametrize(
+    ("indexed", "named"),
+    [
+        (("userName", "titel"), "titel"),  # a misspelling: no resource type has it
+        (("emails.valeu",), "emails.valeu"),
+        (("active",), "active"),  # a boolean: the equality index holds strings
+    ],
+)
+def test_an_indexed_name_no_type_can_index_fails_at_bind(
+    sqlite_url: str, indexed: tuple[str, ...], named: str
+) -> None:
+    with (
+        SQLBackend(sqlite_url, indexed=indexed) as backend,
+        pytest.raises(ConfigurationError, match=f"'{named}'"),
+    ):
+        backend.bind(RESOURCE_TYPES)
+
+
+def test_indexed_names_any_one_type_has_are_accepted(sqlite_url: str) -> None:
+    # hostname is the Device's only; members.display the Group's: each indexes its type.
+    with SQLBackend(sqlite_url, indexed=("hostname", "members.display", "title")) as backend:
+        backend.bind(RESOURCE_TYPES)
+        backend.create(None, USER, user("u1", "bjensen", title="Boss"))
+        assert search_ids(backend, USER, 'title eq "boss"') == (1, ["u1"])
+
+
+def test_a_new_database_waits_for_another_process_creating_it(tmp_path: Path) -> None:
+    # Several servers started at once on a new file: while one holds the write lock to
+    # create the schema, another's switch to WAL must wait (busy_timeout), not fail with
+    # "database is locked" (SQLite does not call its busy handler for that switch).
+    path = tmp_path / "new.db"
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")
+    release = threading.Timer(0.3, other.execute, ("COMMIT",))
+    release.start()
+    try:
+        with SQLBackend(f"sqlite:///{path}", busy_timeout=10) as backend:
+            backend.bind(RESOURCE_TYPES)
+            backend.create(None, USER, user("u1", "bjensen"))
+            assert backend.schema_version() == SCHEMA_VERSION
+    finally:
+        release.join()
+        other.close()
 
 
 # --- schema versions ------------------------------------------------------------------------
@@ -512,7 +560,7 @@ _DURABILITY_WRITER = textwrap.dedent(
     """
     import sys
     sys.path.insert(0, {tests!r})
-    from contract import RESOURCE_TYPES, USER, user
+    from scim2_core.testing import RESOURCE_TYPES, USER, user
     from scim2_core.backends import SQLBackend
 
     backend = SQLBackend({url!r})

@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
-from contract import ENT, RESOURCE_TYPES, USER, user
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from scim2_core.backends import MemoryBackend, SearchQuery, SortSpec, SQLBackend
+from scim2_core.backends import Backend, MemoryBackend, SearchQuery, Seek, SortSpec, SQLBackend
 from scim2_core.filter import (
     And,
     AttrPath,
@@ -32,6 +32,7 @@ from scim2_core.filter import (
     compile_filter,
     sort_key,
 )
+from scim2_core.testing import ENT, RESOURCE_TYPES, USER, user
 
 # Letters whose case mapping differs between Python and naive SQL lower(): İ (two code
 # points when lowered), ß, final sigma; LIKE metacharacters and the escape characters.
@@ -196,6 +197,14 @@ def sql(
             c.execute(f'DROP SCHEMA "{schema}" CASCADE')
 
 
+#: A hundred examples, each with the module's database fixture.
+examples_100 = settings(
+    max_examples=100,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+
+
 def _load(sql: SQLBackend, resources: list[dict[str, Any]]) -> tuple[str, MemoryBackend]:
     tenant = uuid.uuid4().hex
     memory = MemoryBackend()
@@ -227,11 +236,7 @@ def test_filter_results_equal_the_reference(
     assert [r["id"] for r in memory.search(tenant, USER, query).resources] == expected
 
 
-@settings(
-    max_examples=100,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+@examples_100
 @given(
     resources=users(),
     sort=st.sampled_from(SORTS),
@@ -255,3 +260,55 @@ def test_sort_and_paging_equal_the_reference(
     got = sql.search(tenant, USER, query)
     assert got.total == len(resources)
     assert [r["id"] for r in got.resources] == expected
+
+
+def _walk(
+    backend: Backend, tenant: str, query: SearchQuery, backward_from: Any = None
+) -> list[str]:
+    """Every id, page after page, by keyset seeks (forward, or backward from a position)."""
+    seek = Seek(position=backward_from, backward=backward_from is not None)
+    pages: list[list[str]] = []
+    for _ in range(50):
+        page = backend.search(tenant, USER, replace(query, seek=seek))
+        pages.append([r["id"] for r in page.resources])
+        assert (page.first is None) == (page.last is None) == (not page.resources)
+        if not page.more:
+            break
+        edge = page.first if seek.backward else page.last
+        seek = Seek(position=edge, backward=seek.backward)
+    if seek.backward:
+        pages.reverse()
+    return [rid for ids in pages for rid in ids]
+
+
+@examples_100
+@given(
+    resources=users(),
+    sort=st.one_of(st.none(), st.sampled_from(SORTS)),
+    descending=st.booleans(),
+    filter=st.one_of(st.none(), filters),
+    count=st.integers(1, 4),
+)
+def test_keyset_pages_walk_the_reference_order(
+    sql: SQLBackend,
+    resources: list[dict[str, Any]],
+    sort: str | None,
+    descending: bool,
+    filter: Filter | None,
+    count: int,
+) -> None:
+    """RFC 9865 cursors as positions: walking forward by ``seek`` gives every match once,
+    in the order of an offset search, and walking backward from the last gives the same
+    list; on SQLite, PostgreSQL and MemoryBackend."""
+    tenant, memory = _load(sql, resources)
+    spec = None if sort is None else SortSpec(path=USER.resolve_path(sort), descending=descending)
+    bound = None if filter is None else bind(filter, USER)
+    everything = SearchQuery(filter=bound, sort=spec, count=1000)
+    expected = [r["id"] for r in memory.search(tenant, USER, everything).resources]
+    query = SearchQuery(filter=bound, sort=spec, count=count)
+    for backend in (sql, memory):
+        assert _walk(backend, tenant, query) == expected, (sort, str(bound))
+        end = backend.search(tenant, USER, replace(everything, seek=Seek()))
+        if end.last is not None:
+            # Backward from the last match: every match but the last, in order.
+            assert _walk(backend, tenant, query, end.last) == expected[:-1]

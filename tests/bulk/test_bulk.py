@@ -9,8 +9,8 @@ import pytest
 from scim2_models import BulkResponse, Context, Group, User
 
 from scim2_core import InvalidSyntaxError, InvalidValueError, PayloadTooLargeError
-from scim2_core._bulk import BULK_REQUEST_URN, BULK_RESPONSE_URN, run_bulk
 from scim2_core._types import Request, Response
+from scim2_core.engine._bulk import BULK_REQUEST_URN, BULK_RESPONSE_URN, run_bulk
 
 BASE = "https://example.com/v2"
 USER_URN = "urn:ietf:params:scim:schemas:core:2.0:User"

@@ -10,9 +10,21 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from scim2_core import Engine, Options
-from scim2_core.backends import MemoryBackend
-from tests.helpers import BASE, ERROR, GROUP, PATCH_OP, USER, call, create_user, make_engine
+import pytest
+
+from scim2_core import Engine
+from tests.helpers import (
+    BASE,
+    ERROR,
+    GROUP,
+    PATCH_OP,
+    USER,
+    call,
+    create_user,
+    make_engine,
+)
+
+pytestmark = pytest.mark.usefixtures("each_backend")
 
 BULK_REQUEST = "urn:ietf:params:scim:api:messages:2.0:BulkRequest"
 BULK_RESPONSE = "urn:ietf:params:scim:api:messages:2.0:BulkResponse"
@@ -278,9 +290,7 @@ def test_rfc_3_7_3_fail_on_errors_counts_errors_then_stops() -> None:
 def test_rfc_3_7_4_limits_are_413_with_the_rfc_error() -> None:
     """§3.7.4: "If either limit is exceeded, the service provider MUST return HTTP response
     code 413 (Payload Too Large)", with a SCIM error naming the limit."""
-    engine = Engine(
-        MemoryBackend(), options=Options(bulk_max_operations=2, bulk_max_payload_bytes=1000)
-    )
+    engine = make_engine(bulk_max_operations=2, bulk_max_payload_bytes=1000)
     op = {
         "method": "POST",
         "path": "/Users",

@@ -2,6 +2,9 @@
 
 Every response is well formed: an int status, str->str headers, bytes body that is empty
 (204/304) or JSON; every 4xx/5xx carries an RFC 7644 §3.12 Error body.
+
+Each test keeps one engine across all its examples (state accumulates, as on a live server);
+paths may name the three seeded users through the placeholders ``SEEDS``.
 """
 
 from __future__ import annotations
@@ -9,19 +12,38 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from scim2_core import Engine
 from tests.helpers import ERROR, GROUP, PATCH_OP, SEARCH, USER, make_engine
 
-ENGINE = make_engine(max_results=20)
-SEED_IDS: list[str] = []
-for _i in range(3):
-    _r = ENGINE.handle(
-        {"method": "POST", "path": "/Users", "body": {"schemas": [USER], "userName": f"seed{_i}"}}
-    )
-    SEED_IDS.append(json.loads(_r["body"])["id"])
+SEEDS = ["<seed0>", "<seed1>", "<seed2>"]
+
+
+class Seeded:
+    """An engine with three users; ``path()`` puts their ids in place of ``SEEDS``."""
+
+    def __init__(self) -> None:
+        self.engine = make_engine(max_results=20)
+        self.ids: dict[str, str] = {}
+        for i, placeholder in enumerate(SEEDS):
+            body = {"schemas": [USER], "userName": f"seed{i}"}
+            response = self.engine.handle({"method": "POST", "path": "/Users", "body": body})
+            self.ids[placeholder] = json.loads(response["body"])["id"]
+
+    def path(self, path: str) -> str:
+        for placeholder, id_ in self.ids.items():
+            path = path.replace(placeholder, id_)
+        return path
+
+
+@pytest.fixture
+def seeded() -> Seeded:
+    """One engine shared by every example of a test (hence the suppressed health check)."""
+    return Seeded()
+
 
 json_scalars = (
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20)
@@ -65,7 +87,7 @@ segments = st.sampled_from(
         "ServiceProviderConfig",
         "Me",
         "x",
-        *SEED_IDS,
+        *SEEDS,
     ]
 )
 paths = st.lists(segments | st.text(max_size=8), min_size=0, max_size=3).map(
@@ -132,7 +154,11 @@ def check_response(response: Any) -> None:
     assert response["status"] != 500, parsed
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=400,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 @given(
     method=st.sampled_from(["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "get"]),
     path=paths,
@@ -141,21 +167,38 @@ def check_response(response: Any) -> None:
     hdrs=headers,
 )
 def test_no_request_makes_handle_raise(
-    method: str, path: str, body: Any, query: dict[str, str], hdrs: dict[str, str]
+    seeded: Seeded,
+    method: str,
+    path: str,
+    body: Any,
+    query: dict[str, str],
+    hdrs: dict[str, str],
 ) -> None:
-    request: dict[str, Any] = {"method": method, "path": path, "query": query, "headers": hdrs}
+    request: dict[str, Any] = {
+        "method": method,
+        "path": seeded.path(path),
+        "query": query,
+        "headers": hdrs,
+    }
     if body is not None:
         request["body"] = body if isinstance(body, bytes) else json.dumps(body)
-    check_response(ENGINE.handle(request))  # type: ignore[arg-type]
+    check_response(seeded.engine.handle(request))  # type: ignore[arg-type]
 
 
-@settings(max_examples=200, deadline=None)
+@settings(
+    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(st.text(max_size=200))
-def test_any_filter_text_gives_a_list_or_invalid_filter(text: str) -> None:
-    response = ENGINE.handle({"method": "GET", "path": "/Users", "query": {"filter": text}})
+def test_any_filter_text_gives_a_list_or_invalid_filter(seeded: Seeded, text: str) -> None:
+    response = seeded.engine.handle({"method": "GET", "path": "/Users", "query": {"filter": text}})
     check_response(response)
     assert response["status"] in (200, 400)
 
 
-def test_engine_type() -> None:
-    assert isinstance(ENGINE, Engine)
+def test_seeded_users_are_reachable(seeded: Seeded) -> None:
+    assert isinstance(seeded.engine, Engine)
+    for placeholder in SEEDS:
+        response = seeded.engine.handle(
+            {"method": "GET", "path": seeded.path(f"/Users/{placeholder}")}
+        )
+        assert response["status"] == 200, response

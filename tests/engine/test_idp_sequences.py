@@ -249,3 +249,47 @@ def test_noop_patch_keeps_version() -> None:
     assert same.status == 200
     assert same.json["meta"]["version"] == user["meta"]["version"]
     assert same.json["meta"]["lastModified"] == user["meta"]["lastModified"]
+
+
+ONELOGIN_CORE = "urn:scim:schemas:core:2.0"
+ONELOGIN_ENTERPRISE = "urn:scim:schemas:extension:enterprise:2.0"
+
+
+def _onelogin_user(user_name: str) -> dict[str, object]:
+    return {
+        "schemas": [ONELOGIN_CORE, ONELOGIN_ENTERPRISE],
+        "userName": user_name,
+        "name": {"givenName": "Barbara", "familyName": "Jensen"},
+        "emails": [{"value": user_name, "type": "work", "primary": True}],
+        ONELOGIN_ENTERPRISE: {"department": "Tour Operations"},
+    }
+
+
+def test_onelogin_pre_rfc_urns_are_read_as_the_endpoints_schemas() -> None:
+    engine = make_engine()
+    created = call(engine, "POST", "/Users", _onelogin_user("bjensen@example.com"))
+    assert created.status == 201, created
+    rid = created.json["id"]
+    body = _onelogin_user("bjensen@example.com")
+    body[ONELOGIN_ENTERPRISE] = {"department": "Finance"}
+    replaced = call(engine, "PUT", f"/Users/{rid}", body)
+    assert replaced.status == 200, replaced
+    stored = call(engine, "GET", f"/Users/{rid}").json
+    assert stored["schemas"] == [USER, ENTERPRISE]
+    assert stored[ENTERPRISE] == {"department": "Finance"}
+    assert stored["name"]["givenName"] == "Barbara"
+    assert ONELOGIN_ENTERPRISE not in stored
+
+
+def test_onelogin_pre_rfc_core_urn_on_groups() -> None:
+    engine = make_engine()
+    created = call(engine, "POST", "/Groups", {"schemas": [ONELOGIN_CORE], "displayName": "Ops"})
+    assert created.status == 201, created
+    assert created.json["schemas"] == [GROUP]
+
+
+def test_strict_mode_refuses_the_pre_rfc_urns() -> None:
+    engine = make_engine(strict=True)
+    result = call(engine, "POST", "/Users", _onelogin_user("bjensen@example.com"))
+    assert result.status == 400
+    assert result.json["scimType"] == "invalidValue"

@@ -9,9 +9,18 @@ import pytest
 from scim2_models import EnterpriseUser, Group, User
 
 from scim2_core import ConfigurationError, Engine, Options, Principal, bearer_tokens
-from scim2_core._schema import Attribute, ResourceType, Schema
-from scim2_core.backends import MemoryBackend
-from tests.helpers import GROUP, USER, assert_error, call, create_user, make_engine, user_body
+from scim2_core.schema import Attribute, ResourceType, Schema
+from tests.helpers import (
+    GROUP,
+    PATCH_OP,
+    USER,
+    assert_error,
+    call,
+    create_user,
+    make_backend,
+    make_engine,
+    user_body,
+)
 
 
 @pytest.mark.parametrize(
@@ -32,6 +41,26 @@ def test_routing_errors(method: str, path: str, status: int, allow: str | None) 
     result = call(make_engine(), method, path)
     assert_error(result, status)
     assert result.headers.get("Allow") == allow
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("delete", "/Users/{id}"),
+        ("get", "/Users/{id}"),
+        ("Patch", "/Users/{id}"),
+        ("FOO", "/Users"),
+    ],
+)
+def test_methods_are_case_sensitive(method: str, path: str) -> None:
+    # RFC 9110 §9.1: "The method token is case-sensitive"; an unrecognized method is 501
+    # and is never executed as the upper-case one.
+    engine = make_engine()
+    rid = create_user(engine, "bjensen")["id"]
+    result = call(engine, method, path.format(id=rid), {"schemas": [PATCH_OP], "Operations": []})
+    assert_error(result, 501)
+    assert method in result.json["detail"]
+    assert call(engine, "GET", f"/Users/{rid}").json["userName"] == "bjensen"
 
 
 @pytest.mark.parametrize("path", ["/users", "/USERS", "/Users/", "/groups"])
@@ -82,7 +111,7 @@ def test_custom_resource_type_is_served_and_discovered() -> None:
         ),
     )
     device = ResourceType(name="Device", endpoint="/Devices", schema=device_schema)
-    engine = Engine(MemoryBackend(), resource_types=[User[EnterpriseUser], Group, device])
+    engine = Engine(make_backend(), resource_types=[User[EnterpriseUser], Group, device])
     rts = call(engine, "GET", "/ResourceTypes").json
     assert "Device" in {r["name"] for r in rts["Resources"]}
     assert call(engine, "GET", "/Schemas/urn:example:schemas:Device").status == 200
@@ -101,7 +130,7 @@ def test_misconfiguration_raises_at_construction() -> None:
     with pytest.raises(ConfigurationError):
         Options(max_results=0)
     with pytest.raises(ConfigurationError):
-        Engine(MemoryBackend(), resource_types=[User, User])
+        Engine(make_backend(), resource_types=[User, User])
 
 
 @pytest.mark.parametrize(
@@ -169,7 +198,7 @@ def test_malformed_request_dicts_get_errors_not_exceptions(request_: dict[str, A
 
 
 def test_authentication_hook() -> None:
-    engine = Engine(MemoryBackend(), authenticate=bearer_tokens({"s3cret": None}))
+    engine = Engine(make_backend(), authenticate=bearer_tokens({"s3cret": None}))
     denied = call(engine, "GET", "/Users")
     assert_error(denied, 401)
     assert denied.headers["WWW-Authenticate"].startswith("Bearer")
@@ -180,7 +209,7 @@ def test_authentication_hook() -> None:
     # discovery is open by default, closed on request
     assert call(engine, "GET", "/ServiceProviderConfig").status == 200
     closed = Engine(
-        MemoryBackend(),
+        make_backend(),
         authenticate=bearer_tokens({"s3cret": None}),
         options=Options(discovery_requires_auth=True),
     )
@@ -191,7 +220,7 @@ def test_tenants_are_isolated() -> None:
     hook = bearer_tokens(
         {"a": Principal(name="a", tenant="acme"), "b": Principal(name="b", tenant="globex")}
     )
-    engine = Engine(MemoryBackend(), authenticate=hook)
+    engine = Engine(make_backend(), authenticate=hook)
     as_a = {"Authorization": "Bearer a"}
     as_b = {"Authorization": "Bearer b"}
     created = call(engine, "POST", "/Users", user_body("bjensen"), headers=as_a)

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from scim2_core import Engine
+from scim2_core import Engine, ExpiredCursorError
 from tests.helpers import (
     ENTERPRISE,
     LIST,
@@ -276,18 +276,29 @@ def test_cursor_of_another_query_or_altered_is_rejected(directory: Engine) -> No
 
 
 def test_cursor_expires() -> None:
-    engine = make_engine(cursor_ttl_seconds=1)
+    engine = make_engine(cursor_ttl_seconds=600)
     for i in range(3):
         create_user(engine, f"u{i}")
     first = call(engine, "GET", "/Users", query={"cursor": "", "count": "1"})
     cursor = first.json["nextCursor"]
     # Seal a cursor that expired long ago with the engine's own codec.
-    from scim2_core._cursor import CursorState
+    from scim2_core.engine._cursor import CursorState
 
     digest = engine._cursors.query_digest("", "User", None, None, "a")
     old = engine._cursors.seal(CursorState(1, 1), digest, now=0.0)
     assert_error(call(engine, "GET", "/Users", query={"cursor": old}), 400, "expiredCursor")
     assert call(engine, "GET", "/Users", query={"cursor": cursor}).status == 200
+
+
+def test_cursor_lives_its_whole_time_to_live() -> None:
+    """A cursor sealed late in a second is not cut short by rounding its expiry down."""
+    from scim2_core.engine._cursor import CursorCodec, CursorState
+
+    codec = CursorCodec(b"k" * 32, ttl_seconds=1)
+    sealed = codec.seal(CursorState(0, 1), "d", now=100.9)
+    assert codec.open(sealed, "d", now=101.8).count == 1
+    with pytest.raises(ExpiredCursorError):
+        codec.open(sealed, "d", now=102.5)
 
 
 def test_user_name_eq_finds_among_many() -> None:
@@ -296,3 +307,25 @@ def test_user_name_eq_finds_among_many() -> None:
         create_user(engine, f"person{i}")
     result = call(engine, "GET", "/Users", query={"filter": 'userName eq "Person123"'})
     assert names(result) == ["person123"]
+
+
+def test_a_filter_means_the_same_whatever_was_asked_before() -> None:
+    # The same text, answered by engines of other settings and for other resource types
+    # in between: each answer is the one its own engine and type give.
+    tolerant, strict = make_engine(), make_engine(strict=True)
+    for engine in (tolerant, strict):
+        create_user(engine, "bjensen", displayName="Babs")
+        create_group(engine, "Babs")
+    for _ in range(2):
+        # Microsoft's unquoted value: accepted when tolerant, refused when strict.
+        found = call(tolerant, "GET", "/Users", query={"filter": "userName eq bjensen"})
+        assert found.status == 200 and found.json["totalResults"] == 1
+        refused = call(strict, "GET", "/Users", query={"filter": "userName eq bjensen"})
+        assert refused.status == 400 and refused.json["scimType"] == "invalidFilter"
+        # displayName is a User's and a Group's attribute; userName only a User's.
+        for path in ("/Users", "/Groups"):
+            hits = call(tolerant, "GET", path, query={"filter": 'displayName eq "Babs"'})
+            assert hits.json["totalResults"] == 1
+            assert hits.json["Resources"][0]["meta"]["resourceType"] == path[1:-1]
+        wrong = call(tolerant, "GET", "/Groups", query={"filter": 'userName eq "bjensen"'})
+        assert wrong.status == 400 and wrong.json["scimType"] == "invalidFilter"

@@ -13,8 +13,7 @@ import pytest
 from scim2_models import EnterpriseUser, Group, User
 
 from scim2_core import Engine
-from scim2_core._schema import Attribute, ResourceType, Schema
-from scim2_core.backends import MemoryBackend
+from scim2_core.schema import Attribute, ResourceType, Schema
 from tests.helpers import (
     BASE,
     ENTERPRISE,
@@ -25,6 +24,7 @@ from tests.helpers import (
     call,
     create_group,
     create_user,
+    make_backend,
     make_engine,
 )
 
@@ -321,7 +321,7 @@ def _device_engine() -> Engine:
         ),
     )
     device = ResourceType(name="Device", endpoint="/Devices", schema=schema)
-    return Engine(MemoryBackend(), resource_types=[User[EnterpriseUser], Group, device])
+    return Engine(make_backend(), resource_types=[User[EnterpriseUser], Group, device])
 
 
 def test_returned_request_sub_attributes_only_when_named() -> None:

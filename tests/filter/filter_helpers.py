@@ -9,12 +9,6 @@ from typing import Any
 import scim2_models
 from hypothesis import strategies as st
 
-from scim2_core._schema import (
-    ENTERPRISE_USER_URN,
-    USER_URN,
-    format_datetime,
-    resource_type_from_model,
-)
 from scim2_core.filter import (
     And,
     AttrPath,
@@ -26,6 +20,12 @@ from scim2_core.filter import (
     Present,
     Value,
     ValuePath,
+)
+from scim2_core.schema import (
+    ENTERPRISE_USER_URN,
+    USER_URN,
+    format_datetime,
+    resource_type_from_model,
 )
 
 USER_MODEL = scim2_models.User[scim2_models.EnterpriseUser]
@@ -136,6 +136,53 @@ def filters() -> st.SearchStrategy[Filter]:
         ValuePath, st.builds(AttrPath, st.none() | urns, _names(), st.none()), inner_filters
     )
     return st.recursive(_leaves(False) | value_paths, _combine, max_leaves=12)
+
+
+def normal_form(tree: Filter) -> Filter:
+    """The tree the parser returns for a filter meaning ``tree``, written independently of
+    the parser: ``not (not (x))`` is ``x``, and every chain of one operator (through any
+    grouping) is the balanced tree of its operands."""
+    if isinstance(tree, Not):
+        inner = normal_form(tree.operand)
+        return inner.operand if isinstance(inner, Not) else Not(inner)
+    if isinstance(tree, (And, Or)):
+        cls = type(tree)
+        operands: list[Filter] = []
+        for child in (tree.left, tree.right):
+            child = normal_form(child)
+            if isinstance(child, cls):
+                operands.extend(_chain(child, cls))
+            else:
+                operands.append(child)
+        return _balanced(operands, cls)
+    if isinstance(tree, ValuePath):
+        return ValuePath(tree.path, normal_form(tree.filter))
+    return tree
+
+
+def _balanced(operands: list[Filter], cls: type[And] | type[Or]) -> Filter:
+    # Halves, the left one taking the odd operand: a and b and c is And(And(a, b), c).
+    if len(operands) == 1:
+        return operands[0]
+    mid = (len(operands) + 1) // 2
+    return cls(_balanced(operands[:mid], cls), _balanced(operands[mid:], cls))
+
+
+def _chain(tree: Filter, cls: type[And] | type[Or]) -> list[Filter]:
+    if isinstance(tree, cls):
+        return [*_chain(tree.left, cls), *_chain(tree.right, cls)]
+    return [tree]
+
+
+def depth(tree: Filter) -> int:
+    """The depth the parser bounds with ``max_depth``: a comparison is 1 deep."""
+    if isinstance(tree, (And, Or)):
+        return 1 + max(depth(tree.left), depth(tree.right))
+    if isinstance(tree, Not):
+        return 1 + depth(tree.operand)
+    if isinstance(tree, ValuePath):
+        return 1 + depth(tree.filter)
+    return 1
 
 
 # --- Valid filters and users over User[EnterpriseUser] (for the differential test) -------

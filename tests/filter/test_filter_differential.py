@@ -15,8 +15,8 @@ import scim2_models
 from filter_helpers import ENT, USER_MODEL, USERS, users, valid_filters
 from hypothesis import HealthCheck, assume, given, settings
 
-from scim2_core._schema import normalize_attributes
 from scim2_core.filter import And, Compare, Filter, Not, Or, bind, compile_filter, parse_filter
+from scim2_core.schema import normalize_attributes
 
 ScimFilter = scim2_models.ScimFilter[USER_MODEL]
 

@@ -8,7 +8,6 @@ import pytest
 from filter_helpers import ENT, USERS, bjensen
 
 from scim2_core import InvalidFilterError, InvalidPathError
-from scim2_core._schema import GROUP_URN, resource_type_from_model
 from scim2_core.filter import (
     AttrPath,
     Compare,
@@ -23,6 +22,7 @@ from scim2_core.filter import (
     parse_path,
     sort_key,
 )
+from scim2_core.schema import GROUP_URN, resource_type_from_model
 
 USER = "urn:ietf:params:scim:schemas:core:2.0:User"
 
@@ -162,6 +162,14 @@ SEMANTICS: list[tuple[str, str, dict[str, Any], bool]] = [
     ("dt-lt-submilli", 'meta.lastModified lt "2011-05-13T04:42:34.0005Z"', bjensen(), True),
     ("dt-gt-submilli", 'meta.lastModified gt "2011-05-13T04:42:33.9995Z"', bjensen(), True),
     ("dt-le-submilli", 'meta.lastModified le "2011-05-13T04:42:33.9995Z"', bjensen(), False),
+    # More fractional digits than datetime keeps (.NET sends seven): still exact.
+    ("dt-7-digits", 'meta.lastModified eq "2011-05-13T04:42:34.0000000Z"', bjensen(), True),
+    ("dt-7-offset", 'meta.lastModified gt "2011-05-12T21:42:33.9999999-07:00"', bjensen(), True),
+    ("dt-ge-7th-digit", 'meta.lastModified ge "2011-05-13T04:42:34.0000001Z"', bjensen(), False),
+    ("dt-lt-7th-digit", 'meta.lastModified lt "2011-05-13T04:42:34.0000001Z"', bjensen(), True),
+    ("dt-gt-7th-digit", 'meta.lastModified gt "2011-05-13T04:42:33.9999999Z"', bjensen(), True),
+    ("dt-le-7th-digit", 'meta.lastModified le "2011-05-13T04:42:33.9999999Z"', bjensen(), False),
+    ("dt-ge-9-zeros", 'meta.lastModified ge "2011-05-13T04:42:34.000000000Z"', bjensen(), True),
     (
         "dt-stored-noncanonical",
         'meta.created lt "2010-01-23T05:00:00Z"',

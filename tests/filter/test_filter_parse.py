@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import json
 
 import pytest
-from filter_helpers import ENT, filters
+from filter_helpers import ENT, depth, filters, normal_form, ops
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -123,7 +124,21 @@ MORE: list[tuple[str, Filter]] = [
     ("(a pr or b pr) and c pr", And(Or(A, B), C)),
     ("a pr and b pr and c pr", And(And(A, B), C)),
     ("a pr and b pr and c pr and d pr", And(And(A, B), And(C, D))),
-    ("a pr and (b pr and c pr)", And(A, And(B, C))),
+    # A chain of one operator is one balanced chain however it is grouped, and
+    # not (not (x)) is x: the tree is as shallow as the meaning allows.
+    ("a pr and (b pr and c pr)", And(And(A, B), C)),
+    ("(a pr and b pr) and (c pr and d pr)", And(And(A, B), And(C, D))),
+    ("a pr or (b pr or (c pr or d pr))", Or(Or(A, B), Or(C, D))),
+    ("a pr or (b pr and c pr) or d pr", Or(Or(A, And(B, C)), D)),
+    ("a pr and (b pr or c pr) and d pr", And(And(A, Or(B, C)), D)),
+    ("(a pr or b pr) and (c pr or d pr)", And(Or(A, B), Or(C, D))),
+    ("not (not (a pr))", A),
+    ("not (not (not (a pr)))", Not(A)),
+    ("not ((not (a pr)))", A),
+    ("a pr and not (not (b pr and c pr))", And(And(A, B), C)),
+    ("a pr or not (not (b pr or c pr))", Or(Or(A, B), C)),
+    ("not (a pr and not (b pr))", Not(And(A, Not(B)))),
+    ("x[(a pr or b pr) or not (not (c pr))]", ValuePath(P("x"), Or(Or(A, B), C))),
     ("((a pr))", A),
     ("not(a pr)", Not(A)),
     ("not   (  a pr )", Not(A)),
@@ -157,6 +172,12 @@ MORE: list[tuple[str, Filter]] = [
         'emails[type eq "work"].value pr',
         ValuePath(P("emails"), And(eq(P("type"), "work"), Present(P("value")))),
     ),
+    # ... and the added comparison joins the bracket's "and" chain.
+    (
+        "x[a pr and b pr and c pr].d pr",
+        ValuePath(P("x"), And(And(A, B), And(C, Present(P("d"))))),
+    ),
+    ("x[a pr or b pr].c pr", ValuePath(P("x"), And(Or(A, B), C))),
     ("x[not (y pr)]", ValuePath(P("x"), Not(Present(P("y"))))),
 ]
 
@@ -174,7 +195,9 @@ def test_parse(text: str, tree: Filter) -> None:
         ("a pr and b pr and c pr and d pr and e pr", "a pr and b pr and c pr and d pr and e pr"),
         ("a pr or b pr and c pr", "a pr or b pr and c pr"),
         ("(a pr or b pr) and c pr", "(a pr or b pr) and c pr"),
-        ("a pr and (b pr and c pr)", "a pr and (b pr and c pr)"),
+        ("a pr and (b pr and c pr)", "a pr and b pr and c pr"),
+        ("a pr or (b pr or c pr) and d pr", "a pr or (b pr or c pr) and d pr"),
+        ("not (not (a pr or b pr))", "a pr or b pr"),
         ("not(a pr or b pr)", "not (a pr or b pr)"),
         ('x eq "\\u00e9\\t"', 'x eq "é\\t"'),
         ("x eq 1.0", "x eq 1.0"),
@@ -212,14 +235,20 @@ ERRORS = [
     ("a.b.c pr", "not a valid attribute path"),
     ("1abc pr", "'1abc' is not a valid number at position 0"),
     ("a eq 1e999", "out of range"),
-    ("a eq 01x", "'01x' is not a valid number"),
+    ("a eq 01x", "got '01x', which is not quoted"),
+    ("userName eq bjensen@example.com", "got 'bjensen@example.com', which is not quoted"),
     ("foo:bar pr", "not a URN"),
     ("urn:x: pr", "not a valid attribute path"),
     ("a pr & b pr", "unexpected character '&'"),
     ('emails[type eq "work"].value', "expected 'and', 'or'"),
     ('emails[type eq "work"] eq "x"', "expected 'and', 'or'"),
     ("a eq 'x'", "unexpected character"),
-    ("(" * 51 + "a pr" + ")" * 51, "nested more than 50"),
+    # The tree is at most max_depth (16) deep; brackets nest at most HARD_MAX_DEPTH deep.
+    ("a pr and (b pr or " * 8 + "c pr" + ")" * 8, "nested more than 16"),
+    ("x[" + "a pr and (b pr or " * 8 + "c pr" + ")" * 8 + "]", "nested more than 16"),
+    ("not (a pr and " * 16 + "b pr" + ")" * 16, "nested more than 16"),
+    ("(" * 200 + "a pr" + ")" * 200, "brackets nested more than 200"),
+    ("not (" * 200 + "a pr" + ")" * 200, "brackets nested more than 200"),
     ("x" * 4097, "longer than 4096"),
 ]
 
@@ -243,9 +272,13 @@ def test_non_string_input() -> None:
 
 
 def test_limits_are_configurable() -> None:
-    assert parse_filter("((a pr))", max_depth=3) == A
+    assert parse_filter("a pr and (b pr or c pr)", max_depth=3) == And(A, Or(B, C))
     with pytest.raises(InvalidFilterError, match="nested more than 2"):
-        parse_filter("((a pr))", max_depth=2)
+        parse_filter("a pr and (b pr or c pr)", max_depth=2)
+    # Grouping that leaves no trace in the tree costs no depth.
+    assert parse_filter("((a pr))", max_depth=1) == A
+    assert parse_filter("not (not (" * 20 + "a pr" + "))" * 20, max_depth=1) == A
+    assert parse_filter("a pr or (" * 30 + "a pr" + ")" * 30, max_depth=6) is not None
     with pytest.raises(InvalidFilterError, match="longer than 5"):
         parse_filter("a eq 1", max_length=5)
 
@@ -349,8 +382,11 @@ def test_parse_path_errors(text: str, message: str) -> None:
 @settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
 @given(filters())
 def test_round_trip(tree: Filter) -> None:
-    """Any tree renders to a filter that parses back to an equal tree."""
-    assert parse_filter(str(tree), max_length=100_000, max_depth=200) == tree
+    """Any tree renders to a filter that parses back to its normal form, and a tree in
+    normal form (what the parser returns) parses back to an equal tree."""
+    normal = normal_form(tree)
+    assert parse_filter(str(tree), max_length=100_000, max_depth=200) == normal
+    assert parse_filter(str(normal), max_length=100_000, max_depth=200) == normal
 
 
 _ALPHABET = st.sampled_from(
@@ -366,6 +402,8 @@ def test_fuzz_filter(text: str) -> None:
         tree = parse_filter(text)
     except InvalidFilterError:
         return
+    assert normal_form(tree) == tree
+    assert depth(tree) <= 16
     assert parse_filter(str(tree)) == tree
     # Grouping bypasses the parser's fast path for simple filters: both paths agree.
     assert parse_filter(f"({text})") == tree
@@ -405,3 +443,185 @@ def test_fuzz_path(text: str) -> None:
     except InvalidPathError:
         return
     assert parse_path(str(path)) == path
+
+
+# --- Lone surrogates ---------------------------------------------------------------------
+# RFC 7643 §2.1: strings are Unicode characters in UTF-8; a lone surrogate is not a
+# character (RFC 3629 §3), cannot be stored, and is rejected before any backend sees it.
+
+SURROGATES = [
+    (r'userName eq "\ud800"', r"the string at position 12 holds the lone surrogate \\ud800"),
+    (r'userName eq "a\uDFFFb"', r"lone surrogate \\udfff"),
+    (r'userName eq "\ude00\ud83d"', r"lone surrogate \\ude00"),
+    (r'emails[value eq "\udc00"]', r"the string at position 16 holds the lone surrogate"),
+    ('userName eq "\ud800"', r"the lone surrogate \\ud800 at position 13"),
+    ("userName\udc80 pr", r"the lone surrogate \\udc80 at position 8"),
+]
+
+
+@pytest.mark.parametrize(("text", "message"), SURROGATES, ids=[t for t, _ in SURROGATES])
+@pytest.mark.parametrize("tolerant", [False, True])
+def test_lone_surrogates_are_invalid_filters(text: str, message: str, tolerant: bool) -> None:
+    with pytest.raises(InvalidFilterError, match=message) as info:
+        parse_filter(text, tolerant=tolerant)
+    assert (info.value.status, info.value.scim_type) == (400, "invalidFilter")
+
+
+def test_lone_surrogates_are_invalid_paths() -> None:
+    with pytest.raises(InvalidPathError, match=r"lone surrogate \\udc00"):
+        parse_path(r'members[value eq "\udc00"]')
+    with pytest.raises(InvalidPathError, match=r"lone surrogate \\udc00"):
+        parse_path('members[value eq "\udc00"]')
+
+
+def test_escaped_surrogate_pairs_are_characters() -> None:
+    assert parse_filter(r'x eq "\ud83d\ude00"') == eq(P("x"), "\U0001f600")
+    assert parse_filter(r'x eq "\uD83D\uDE00!"') == eq(P("x"), "\U0001f600!")
+
+
+@settings(max_examples=300)
+@given(
+    st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF),
+    st.text("ab é", max_size=3),
+    st.text("ab é", max_size=3),
+)
+def test_no_lone_surrogate_reaches_a_tree(lone: str, before: str, after: str) -> None:
+    escaped = f"\\u{ord(lone):04x}"
+    for text in (
+        f'x eq "{before}{escaped}{after}"',
+        f'x eq "{before}{lone}{after}"',
+        f"x[y eq {json.dumps(before + lone + after)}]",
+    ):
+        with pytest.raises(InvalidFilterError, match="lone surrogate"):
+            parse_filter(text)
+
+
+# --- Bare (unquoted) values: tolerant mode -----------------------------------------------
+# Microsoft's SCIM validator sends them; the engine parses with tolerant=not Options.strict.
+
+BARE: list[tuple[str, Filter]] = [
+    ("userName sw O", eq(P("userName"), "O", "sw")),
+    (
+        "name.familyName eq Employee and (emails.value co example.com or emails.value co "
+        "example.org)",
+        And(
+            eq(P("name", "familyName"), "Employee"),
+            Or(
+                eq(P("emails", "value"), "example.com", "co"),
+                eq(P("emails", "value"), "example.org", "co"),
+            ),
+        ),
+    ),
+    (
+        "meta.created gt 2015-10-10T14:38:21.8617979-07:00",
+        eq(P("meta", "created"), "2015-10-10T14:38:21.8617979-07:00", "gt"),
+    ),
+    ("userName eq bjensen@example.com", eq(P("userName"), "bjensen@example.com")),
+    ("externalId eq 01x", eq(P("externalId"), "01x")),
+    (
+        "id eq 2819c223-7f76-453a-919d-413861904646",
+        eq(P("id"), "2819c223-7f76-453a-919d-413861904646"),
+    ),
+    ("displayName eq Ärzte", eq(P("displayName"), "Ärzte")),
+    ("title eq O'Malley", eq(P("title"), "O'Malley")),
+    ("userName eq and", eq(P("userName"), "and")),
+    ("userName eq x and title pr", And(eq(P("userName"), "x"), Present(P("title")))),
+    ("(userName eq x)", eq(P("userName"), "x")),
+    ("x eq .A{", eq(P("x"), ".A{")),
+    ("emails[value eq x@y.z]", ValuePath(P("emails"), eq(P("value"), "x@y.z"))),
+    (
+        "emails[type eq work].value eq x@y.z",
+        ValuePath(P("emails"), And(eq(P("type"), "work"), eq(P("value"), "x@y.z"))),
+    ),
+]
+# Keywords and numbers keep their JSON meaning; quoted strings are unchanged.
+TOLERANT = [
+    *BARE,
+    ("active eq True", eq(P("active"), True)),
+    ("x eq null", eq(P("x"), None)),
+    ("x eq 42", eq(P("x"), 42)),
+    ("x eq -1.5", eq(P("x"), -1.5)),
+    ("x eq -", eq(P("x"), "-")),
+    ('x eq "42"', eq(P("x"), "42")),
+]
+
+
+@pytest.mark.parametrize(("text", "tree"), TOLERANT, ids=[t[:50] for t, _ in TOLERANT])
+def test_bare_values_when_tolerant(text: str, tree: Filter) -> None:
+    assert parse_filter(text, tolerant=True) == tree
+    # Rendered quoted, so the RFC grammar reads it back.
+    assert parse_filter(str(tree)) == tree
+
+
+@pytest.mark.parametrize("text", [t for t, _ in BARE], ids=[t[:50] for t, _ in BARE])
+def test_bare_values_are_invalid_when_strict(text: str) -> None:
+    with pytest.raises(InvalidFilterError, match="expected a value") as info:
+        parse_filter(text)
+    assert (info.value.status, info.value.scim_type) == (400, "invalidFilter")
+
+
+TOLERANT_ERRORS = [
+    ("userName eq", "expected a value"),
+    ("userName eq )", "expected a value"),
+    ("userName eq 'x'", 'unexpected character "\'"'),
+    ("x eq 1e999", "out of range"),
+    ('x eq "unterminated', "unterminated string"),
+    ("userName eq x y", "expected 'and', 'or'"),
+]
+
+
+@pytest.mark.parametrize(("text", "message"), TOLERANT_ERRORS, ids=[t for t, _ in TOLERANT_ERRORS])
+def test_tolerant_errors(text: str, message: str) -> None:
+    with pytest.raises(InvalidFilterError, match=message.replace("(", r"\(")):
+        parse_filter(text, tolerant=True)
+
+
+def test_bare_values_in_patch_paths_when_tolerant() -> None:
+    assert parse_path("members[value eq 2819c223]", tolerant=True) == PatchPath(
+        P("members"), eq(P("value"), "2819c223")
+    )
+    with pytest.raises(InvalidPathError, match="expected a value"):
+        parse_path("members[value eq 2819c223]")
+
+
+_BARE_CHARS = st.characters(
+    blacklist_categories=["Cs", "Zs", "Zl", "Zp", "Cc"], blacklist_characters="()[]\"'"
+)
+
+
+@settings(max_examples=500, suppress_health_check=[HealthCheck.too_slow])
+@given(st.text(_BARE_CHARS, min_size=1, max_size=12), ops, st.booleans())
+def test_bare_word_round_trip(word: str, op: str, grouped: bool) -> None:
+    """A bare word is the string it spells unless it is a keyword or a number; the tree
+    renders quoted and parses back (strict) to the same tree."""
+    text = f"x {op} {word}"
+    tree = _outcome(f"({text})" if grouped else text, tolerant=True)
+    rfc = _outcome(text)  # a keyword or a number: the RFC reading, or its error
+    if isinstance(rfc, str) and "out of range" not in rfc:
+        assert tree == Compare(P("x"), op, word)  # type: ignore[arg-type]
+    else:
+        assert tree == rfc
+    if not isinstance(tree, str):
+        assert parse_filter(str(tree)) == tree
+
+
+def _outcome(text: str, *, tolerant: bool = False) -> Filter | str:
+    try:
+        return parse_filter(text, tolerant=tolerant)
+    except InvalidFilterError as exc:
+        return exc.detail.split(" at position")[0]
+
+
+@settings(max_examples=1000)
+@given(st.one_of(st.text(max_size=60), st.lists(_ALPHABET, max_size=40).map("".join)))
+def test_fuzz_tolerant(text: str) -> None:
+    """Tolerant parsing: a Filter or InvalidFilterError, nothing else; it accepts all the
+    strict parser accepts, identically; its trees render to RFC filters."""
+    strict = _outcome(text)
+    tree = _outcome(text, tolerant=True)
+    if isinstance(tree, str):
+        assert isinstance(strict, str)
+        return
+    assert isinstance(strict, str) or strict == tree
+    assert normal_form(tree) == tree
+    assert parse_filter(str(tree)) == tree

@@ -8,8 +8,8 @@ from typing import Any, Final
 
 from scim2_models import EnterpriseUser, Group, User
 
-from scim2_core._patch import PATCH_OP_URN, PatchOptions, apply_patch, parse_patch_request
-from scim2_core._schema import (
+from scim2_core.patch import PATCH_OP_URN, PatchOptions, apply_patch, parse_patch_request
+from scim2_core.schema import (
     ENTERPRISE_USER_URN,
     GROUP_URN,
     USER_URN,

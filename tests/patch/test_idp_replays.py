@@ -29,7 +29,7 @@ import pytest
 from patch_helpers import GROUPS, group
 
 from scim2_core import Engine
-from scim2_core._patch import PatchOptions, apply_patch, parse_patch_request, patch_member_values
+from scim2_core.patch import PatchOptions, apply_patch, parse_patch_request, patch_member_values
 from tests.helpers import (
     ENTERPRISE,
     GROUP,

@@ -19,7 +19,7 @@ from scim2_core import (
     NoTargetError,
     ScimError,
 )
-from scim2_core._schema import ResourceType
+from scim2_core.schema import ResourceType
 
 MEMBERS = group()["members"]
 EMAILS = user()["emails"]
@@ -250,14 +250,6 @@ CASES: list[
         MutabilityError,
     ),
     (
-        "read-only-attribute-with-filter-path-ignored",
-        USERS,
-        user(),
-        [{"op": "add", "path": 'groups[value eq "g"].display', "value": "x"}],
-        None,
-        MutabilityError,
-    ),
-    (
         "remove-every-member-by-value-array",
         GROUPS,
         group(),
@@ -289,14 +281,6 @@ CASES: list[
         user(**{ENT: {**user()[ENT], "costCenter": "9"}}),
         InvalidPathError,
     ),
-    (
-        "read-only-path-ignored",
-        USERS,
-        user(),
-        [{"op": "replace", "path": "meta.version", "value": 'W/"99"'}],
-        None,
-        MutabilityError,
-    ),
 ]
 
 
@@ -320,7 +304,7 @@ def test_idp_patch(
 
 
 def test_operations_key_in_any_case() -> None:
-    from scim2_core._patch import PATCH_OP_URN, parse_patch_request
+    from scim2_core.patch import PATCH_OP_URN, parse_patch_request
 
     message = {"schemas": [PATCH_OP_URN], "operations": [{"op": "Add", "value": {"title": "x"}}]}
     assert parse_patch_request(message, strict=False)[0].op == "add"

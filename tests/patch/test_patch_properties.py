@@ -13,14 +13,14 @@ from pydantic import ValidationError
 from scim2_models import EnterpriseUser, Group, User
 
 from scim2_core import ScimError
-from scim2_core._patch import (
+from scim2_core.patch import (
     PATCH_OP_URN,
     PatchOptions,
     apply_patch,
     parse_patch_request,
     patch_member_values,
 )
-from scim2_core._schema import GROUP_URN, USER_URN
+from scim2_core.schema import GROUP_URN, USER_URN
 
 SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -15,8 +15,9 @@ from scim2_core import (
     NoTargetError,
     ScimError,
 )
-from scim2_core._patch import PATCH_OP_URN, PatchOptions, apply_patch, parse_patch_request
-from scim2_core._schema import ResourceType
+from scim2_core.patch import PATCH_OP_URN, PatchOptions, apply_patch, parse_patch_request
+from scim2_core.schema import ResourceType
+from tests.helpers import assert_error, call, create_user, make_engine
 
 EMAILS = user()["emails"]
 MEMBERS = group()["members"]
@@ -809,6 +810,78 @@ def test_patch_failure(
 
 
 # PatchOp message validation: (id, body, strict, error)
+# RFC 7644 §3.5.2: "a client MUST NOT modify an attribute that has mutability "readOnly"
+# [...] An operation that is not compatible with an attribute's mutability or schema SHALL
+# return the appropriate HTTP response status code" (400 mutability). No identity
+# provider is documented to send these, so both modes refuse them.
+READ_ONLY_PATHS: list[tuple[str, ResourceType, dict[str, Any]]] = [
+    ("id", USERS, {"op": "replace", "path": "id", "value": "other"}),
+    ("id-unchanged", USERS, {"op": "replace", "path": "id", "value": "2819c223"}),
+    ("id-any-case", USERS, {"op": "add", "path": "ID", "value": "other"}),
+    ("id-null", USERS, {"op": "replace", "path": "id", "value": None}),
+    ("id-urn", USERS, {"op": "replace", "path": f"{USER_URN}:id", "value": "other"}),
+    ("group-id", GROUPS, {"op": "replace", "path": "id", "value": "other"}),
+    ("meta", USERS, {"op": "replace", "path": "meta", "value": {"version": 'W/"9"'}}),
+    ("meta-sub", USERS, {"op": "replace", "path": "meta.version", "value": 'W/"99"'}),
+    ("groups", USERS, {"op": "add", "path": "groups", "value": [{"value": "g"}]}),
+    (
+        "groups-filter",
+        USERS,
+        {"op": "add", "path": 'groups[value eq "g"].display', "value": "x"},
+    ),
+    ("read-only-sub", USERS, {"op": "replace", "path": f"{ENT}:manager.displayName", "value": "x"}),
+    (
+        "read-only-sub-filter",
+        USERS,
+        {"op": "add", "path": f'{ENT}:manager[value eq "26118915"].displayName', "value": "x"},
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("rt", "operation"), [pytest.param(*case[1:], id=case[0]) for case in READ_ONLY_PATHS]
+)
+@pytest.mark.parametrize("strict", [False, True])
+def test_read_only_path_is_400_mutability_in_both_modes(
+    rt: ResourceType, operation: dict[str, Any], strict: bool
+) -> None:
+    resource = user() if rt is USERS else group()
+    with pytest.raises(MutabilityError, match="readOnly"):
+        patch(
+            rt,
+            resource,
+            {"op": "replace", "path": "displayName", "value": "x"},
+            operation,
+            strict=strict,
+        )
+
+
+@pytest.mark.parametrize("strict", [False, True])
+def test_engine_answers_400_mutability_and_keeps_the_user(strict: bool) -> None:
+    engine = make_engine(strict=strict)
+    created = create_user(engine, "bjensen")
+    location = f"/Users/{created['id']}"
+    body = {
+        "schemas": [PATCH_OP_URN],
+        "Operations": [
+            {"op": "replace", "path": "displayName", "value": "Babs"},
+            {"op": "replace", "path": "id", "value": "mine-now"},
+        ],
+    }
+    assert_error(call(engine, "PATCH", location, body), 400, "mutability")
+    assert call(engine, "GET", location).json == created
+
+
+def test_read_only_key_of_a_no_path_value_stays_tolerated() -> None:
+    """Okta's documented group rename echoes the readOnly ``id`` in a no-path value."""
+    renamed = patch(
+        GROUPS, group(), {"op": "replace", "value": {"id": "e9e30dba", "displayName": "N"}}
+    )
+    assert renamed == group(displayName="N")
+    with pytest.raises(MutabilityError):
+        patch(GROUPS, group(), {"op": "replace", "value": {"id": "e9e30dba"}}, strict=True)
+
+
 BAD_MESSAGES: list[tuple[str, Any, bool, type]] = [
     ("not-an-object", ["op"], False, InvalidSyntaxError),
     ("no-schemas", {"Operations": [{"op": "add", "value": {}}]}, False, InvalidSyntaxError),

@@ -1,0 +1,170 @@
+"""``scim2-core import``: JSON lines or a Bulk request file into SQLite or PostgreSQL, with
+the checks and uniqueness of the API, refused lines reported with their SCIM error."""
+
+from __future__ import annotations
+
+import io
+import json
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from scim2_core import Engine
+from scim2_core.serving._cli import main, open_backend
+
+USER = "urn:ietf:params:scim:schemas:core:2.0:User"
+GROUP = "urn:ietf:params:scim:schemas:core:2.0:Group"
+BULK = "urn:ietf:params:scim:api:messages:2.0:BulkRequest"
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[list[str]]:
+    """``--db`` (and ``--db-schema``) of a new, empty database."""
+    if request.param == "sqlite":
+        yield ["--db", f"sqlite:///{tmp_path}/scim.db"]
+        return
+    url = request.getfixturevalue("postgres_url")
+    schema = f"scim_import_{uuid.uuid4().hex[:12]}"
+    yield ["--db", url, "--db-schema", schema]
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+def _run(*argv: str) -> tuple[int, str]:
+    out = io.StringIO()
+    return main(list(argv), out=out), out.getvalue()
+
+
+@contextmanager
+def _engine(db: list[str]) -> Iterator[Engine]:
+    backend = open_backend(db[1], db[3] if len(db) > 2 else None)
+    try:
+        yield Engine(backend)
+    finally:
+        backend.close()  # type: ignore[attr-defined]
+
+
+def _users(db: list[str]) -> dict[str, dict[str, Any]]:
+    with _engine(db) as engine:
+        found = engine.users.search(count=1000).resources
+    return {u["userName"]: u for u in found}
+
+
+def _rejects(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(x) for x in path.read_text().splitlines()]
+
+
+def _user(name: str) -> dict[str, Any]:
+    return {"schemas": [USER], "userName": name}
+
+
+def _lines(path: Path, items: list[Any]) -> Path:
+    path.write_text("".join((x if isinstance(x, str) else json.dumps(x)) + "\n" for x in items))
+    return path
+
+
+def test_json_lines_are_stored_as_a_post_would_and_refused_lines_reported(
+    db: list[str], tmp_path: Path
+) -> None:
+    lines: list[Any] = [
+        {"schemas": [USER], "userName": f"user{i}", "emails": [{"value": f"u{i}@example.com"}]}
+        for i in range(25)
+    ]
+    lines += [
+        {"schemas": [USER], "userName": "USER3"},  # userName is caseExact=false: taken
+        "{not json",
+        {"schemas": [USER], "userName": 42},
+        "",
+        {"schemas": [USER], "userName": "carol", "password": "s3cret-pass"},
+        {"schemas": [USER], "userName": "carol"},  # taken within the same batch
+        {"schemas": ["urn:example:unknown"], "userName": "dave"},
+    ]
+    source = _lines(tmp_path / "users.jsonl", lines)
+    status, text = _run("import", str(source), *db, "--batch", "10")
+    assert status == 1
+    assert "imported 26 resources" in text and "rejected 5" in text
+    rejects = _rejects(tmp_path / "users.jsonl.rejected.jsonl")
+    by_line = {r["line"]: r for r in rejects}
+    assert sorted(by_line) == [26, 27, 28, 31, 32]
+    assert (by_line[26]["error"]["status"], by_line[26]["error"]["scimType"]) == (
+        "409",
+        "uniqueness",
+    )
+    assert by_line[26]["input"] == lines[25]
+    assert by_line[27]["error"]["scimType"] == "invalidSyntax"
+    assert by_line[27]["input"] == "{not json"
+    assert by_line[28]["error"]["scimType"] == "invalidValue"
+    assert by_line[31]["error"]["scimType"] == "uniqueness"
+    users = _users(db)
+    assert len(users) == 26
+    stored = users["user7"]
+    assert stored["emails"] == [{"value": "u7@example.com"}]
+    assert stored["meta"]["resourceType"] == "User" and stored["meta"]["version"]
+    assert "password" not in users["carol"]  # hashed, never returned (RFC 7643 §4.1.1)
+    # Imported users are found as any other: by an indexed filter, and unique afterwards.
+    with _engine(db) as engine:
+        assert engine.users.search(filter='userName eq "USER7"').total == 1
+    again = _run("import", str(_lines(tmp_path / "again.jsonl", [lines[7]])), *db)
+    assert again[0] == 1 and "rejected 1" in again[1]
+
+
+def test_a_bulk_file_creates_groups_whose_members_are_earlier_operations(
+    db: list[str], tmp_path: Path
+) -> None:
+    operations = [
+        *(
+            {"method": "POST", "path": "/Users", "bulkId": name[0], "data": _user(name)}
+            for name in ("alice", "bob")
+        ),
+        {
+            "method": "POST",
+            "path": "/Groups",
+            "data": {
+                "schemas": [GROUP],
+                "displayName": "Staff",
+                "members": [{"value": "bulkId:a"}, {"value": "bulkId:b"}],
+            },
+        },
+        {"method": "DELETE", "path": "/Users/123"},
+        {
+            "method": "POST",
+            "path": "/Groups",
+            "data": {"schemas": [GROUP], "displayName": "Ghosts", "members": [{"value": "nobody"}]},
+        },
+    ]
+    source = tmp_path / "bulk.json"
+    source.write_text(json.dumps({"schemas": [BULK], "Operations": operations}, indent=2))
+    status, text = _run("import", str(source), *db)
+    assert status == 1 and "imported 3 resources" in text
+    rejects = _rejects(tmp_path / "bulk.json.rejected.jsonl")
+    assert [(r["line"], r["error"]["scimType"]) for r in rejects] == [
+        (4, "invalidValue"),
+        (5, "invalidValue"),
+    ]
+    users = _users(db)
+    with _engine(db) as engine:
+        group = engine.groups.search(filter='displayName eq "Staff"').resources[0]
+    assert sorted(m["value"] for m in group["members"]) == sorted(
+        [users["alice"]["id"], users["bob"]["id"]]
+    )
+    assert users["alice"]["groups"][0]["value"] == group["id"]
+
+
+def test_an_import_with_nothing_refused_exits_0_and_leaves_no_rejects_file(
+    tmp_path: Path,
+) -> None:
+    source = _lines(tmp_path / "u.jsonl", [{"schemas": [USER], "userName": "x"}])
+    status, text = _run("import", str(source), "--db", f"sqlite:///{tmp_path}/s.db")
+    assert (status, text.strip()) == (0, text.strip())
+    assert "imported 1 resources" in text
+    assert not (tmp_path / "u.jsonl.rejected.jsonl").exists()
+    missing = _run("import", str(tmp_path / "absent.jsonl"), "--db", f"sqlite:///{tmp_path}/s.db")
+    assert missing[0] == 2
+    (tmp_path / "bad.json").write_text('{"schemas": ["x"],\n "a": 1}')
+    assert _run("import", str(tmp_path / "bad.json"), "--db", f"sqlite:///{tmp_path}/s.db")[0] == 2

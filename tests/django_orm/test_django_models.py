@@ -1,0 +1,368 @@
+"""DjangoModelBackend on Django's own ``auth.User`` and ``auth.Group``, through the Engine.
+
+What a Django app sees: SCIM writes land in its models, rows the app creates or changes are
+visible over SCIM with versions that move, bad input is a 400 naming the attribute, bad
+configuration fails at start-up naming what is missing.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import pytest
+
+from scim2_core import ConfigurationError, Engine
+from scim2_core.mapping import Field, Members, ResourceMapping
+from scim2_core_django.backend import DjangoModelBackend
+from scim2_core_django.mapping import AUTH_GROUP, group_mapping, user_mapping
+from tests.helpers import GROUP, PATCH_OP, assert_error, call, create_user, user_body
+
+
+@pytest.fixture
+def engine(alias: str) -> Engine:
+    return Engine(DjangoModelBackend(using=alias))
+
+
+def _user(alias: str, **lookup: Any) -> Any:
+    from django.contrib.auth.models import User
+
+    return User.objects.using(alias).get(**lookup)
+
+
+# -- configuration errors, at construction --------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("mappings", "named"),
+    [
+        ([user_mapping("auth.Nope"), AUTH_GROUP], "auth.Nope"),
+        ([user_mapping(given_name="first"), AUTH_GROUP], "'first'"),
+        ([user_mapping(), group_mapping(relation="groupz")], "'groupz'"),
+        ([user_mapping()], "'Group'"),
+        (
+            [
+                user_mapping(extra=(Field(attribute="nickNam", field="last_login"),)),
+                AUTH_GROUP,
+            ],
+            "'nickNam'",
+        ),
+    ],
+)
+def test_a_mapping_naming_what_does_not_exist_fails_at_start_up(
+    mappings: list[ResourceMapping], named: str
+) -> None:
+    with pytest.raises(ConfigurationError, match=named):
+        Engine(DjangoModelBackend(mappings))
+
+
+# -- writes land in the app's models ------------------------------------------------------
+
+
+def test_a_created_user_is_an_auth_user(engine: Engine, alias: str) -> None:
+    created = create_user(
+        engine,
+        "bjensen",
+        name={"givenName": "Barbara", "familyName": "Jensen"},
+        emails=[{"value": "bjensen@example.com", "type": "work", "primary": True}],
+        title="Tour Guide",
+    )
+    row = _user(alias, username="bjensen")
+    assert (row.first_name, row.last_name, row.email, row.is_active) == (
+        "Barbara",
+        "Jensen",
+        "bjensen@example.com",
+        True,
+    )
+    assert not row.has_usable_password()
+    got = call(engine, "GET", f"/Users/{created['id']}").json
+    assert got["title"] == "Tour Guide"  # kept beside the row
+    assert got["emails"] == [{"value": "bjensen@example.com", "type": "work", "primary": True}]
+
+
+def test_active_false_deactivates_the_row(engine: Engine, alias: str) -> None:
+    created = create_user(engine, "bjensen")
+    patch = {
+        "schemas": [PATCH_OP],
+        "Operations": [{"op": "Replace", "path": "active", "value": "False"}],  # Entra ID
+    }
+    assert call(engine, "PATCH", f"/Users/{created['id']}", patch).status == 200
+    assert _user(alias, username="bjensen").is_active is False
+
+
+def test_delete_may_deactivate_instead(alias: str) -> None:
+    engine = Engine(
+        DjangoModelBackend([user_mapping(on_delete="deactivate"), AUTH_GROUP], using=alias)
+    )
+    created = create_user(engine, "bjensen")
+    assert call(engine, "DELETE", f"/Users/{created['id']}").status == 204
+    assert _user(alias, username="bjensen").is_active is False
+    assert call(engine, "GET", f"/Users/{created['id']}").status == 404
+    listed = call(engine, "GET", "/Users").json
+    assert listed["totalResults"] == 0
+
+
+def test_groups_are_relation_rows(engine: Engine, alias: str) -> None:
+    from django.contrib.auth.models import Group
+
+    a = create_user(engine, "alice")
+    b = create_user(engine, "bob")
+    group = call(
+        engine,
+        "POST",
+        "/Groups",
+        {"schemas": [GROUP], "displayName": "Staff", "members": [{"value": a["id"]}]},
+    ).json
+    assert list(
+        Group.objects.using(alias).get(name="Staff").user_set.values_list("username", flat=True)
+    ) == ["alice"]
+    add = {
+        "schemas": [PATCH_OP],
+        "Operations": [{"op": "add", "path": "members", "value": [{"value": b["id"]}]}],
+    }
+    assert call(engine, "PATCH", f"/Groups/{group['id']}", add).status == 200
+    assert sorted(_user(alias, username="bob").groups.values_list("name", flat=True)) == ["Staff"]
+    got = call(engine, "GET", f"/Users/{b['id']}").json
+    assert got["groups"][0]["value"] == group["id"]
+    found = call(engine, "GET", "/Groups", query={"filter": f'members.value eq "{b["id"]}"'}).json
+    assert [r["id"] for r in found["Resources"]] == [group["id"]]
+    assert call(engine, "DELETE", f"/Users/{a['id']}").status == 204
+    members = call(engine, "GET", f"/Groups/{group['id']}").json["members"]
+    assert [m["value"] for m in members] == [b["id"]]
+
+
+# -- the app's own rows and changes ---------------------------------------------------------
+
+
+def test_a_user_the_app_creates_is_visible_with_an_id_and_version(
+    engine: Engine, alias: str
+) -> None:
+    from django.contrib.auth.models import User
+
+    User.objects.db_manager(alias).create_user("admin", email="admin@example.com", first_name="Ada")
+    found = call(engine, "GET", "/Users", query={"filter": 'userName eq "ADMIN"'}).json
+    [resource] = found["Resources"]
+    assert resource["emails"] == [{"type": "work", "value": "admin@example.com"}]
+    assert resource["name"] == {"givenName": "Ada"}
+    assert resource["meta"]["version"] == 'W/"1"'
+    assert call(engine, "GET", f"/Users/{resource['id']}").json["id"] == resource["id"]
+
+
+def test_rows_the_app_bulk_creates_after_a_search_are_found_by_the_next(
+    engine: Engine, alias: str
+) -> None:
+    from django.contrib.auth.models import User
+
+    create_user(engine, "first")
+    assert call(engine, "GET", "/Users").json["totalResults"] == 1
+    User.objects.using(alias).bulk_create([User(username=f"bulk{i}") for i in range(3)])
+    listed = call(engine, "GET", "/Users").json
+    assert listed["totalResults"] == 4
+    found = call(engine, "GET", "/Users", query={"filter": 'userName eq "BULK2"'}).json
+    assert [r["userName"] for r in found["Resources"]] == ["bulk2"]
+
+
+def test_user_name_eq_follows_a_rename_the_app_saves(engine: Engine, alias: str) -> None:
+    created = create_user(engine, "bjensen")
+    row = _user(alias, username="bjensen")
+    row.username = "Barbara"
+    row.save()
+    found = call(engine, "GET", "/Users", query={"filter": 'userName eq "barbara"'}).json
+    assert [r["id"] for r in found["Resources"]] == [created["id"]]
+    assert found["Resources"][0]["meta"]["version"] != created["meta"]["version"]
+    gone = call(engine, "GET", "/Users", query={"filter": 'userName eq "bjensen"'}).json
+    assert gone["totalResults"] == 0
+    taken = call(engine, "POST", "/Users", user_body("BARBARA"))
+    assert_error(taken, 409, "uniqueness")
+
+
+def test_a_change_the_app_makes_moves_the_version(engine: Engine, alias: str) -> None:
+    created = create_user(engine, "bjensen")
+    first = call(engine, "GET", f"/Users/{created['id']}")
+    etag = first.headers["ETag"]
+    row = _user(alias, username="bjensen")
+    row.first_name = "Babs"
+    row.save()
+    again = call(engine, "GET", f"/Users/{created['id']}", headers={"If-None-Match": etag})
+    assert again.status == 200  # never a 304 for data the app changed
+    assert again.json["name"] == {"givenName": "Babs"}
+    assert again.headers["ETag"] != etag
+    stale = call(
+        engine,
+        "PUT",
+        f"/Users/{created['id']}",
+        user_body("bjensen", title="x"),
+        headers={"If-Match": etag},
+    )
+    assert_error(stale, 412)
+
+
+def test_a_membership_the_app_changes_moves_the_users_version(engine: Engine, alias: str) -> None:
+    from django.contrib.auth.models import Group
+
+    created = create_user(engine, "bjensen")
+    before = call(engine, "GET", f"/Users/{created['id']}").json["meta"]["version"]
+    staff = Group.objects.using(alias).create(name="Staff")
+    _user(alias, username="bjensen").groups.add(staff)
+    after = call(engine, "GET", f"/Users/{created['id']}").json
+    assert after["meta"]["version"] != before
+    assert [g["display"] for g in after["groups"]] == ["Staff"]
+
+
+# -- bad input: 400 naming the attribute, never a 500 or database text ----------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "named"),
+    [
+        (user_body("x" * 200), "userName"),
+        (user_body("bad name!"), "userName"),  # auth.User's username validator
+        (user_body("ok", emails=[{"value": "not an email", "type": "work"}]), "emails"),
+        (user_body("ok", name={"givenName": "g" * 151}), "name.givenName"),
+    ],
+)
+def test_a_value_the_field_refuses_is_invalid_value(
+    engine: Engine, body: dict[str, Any], named: str
+) -> None:
+    result = call(engine, "POST", "/Users", body)
+    assert_error(result, 400, "invalidValue")
+    assert named in result.json["detail"]
+    assert "sqlite" not in result.raw.decode().lower()
+    assert call(engine, "GET", "/Users").json["totalResults"] == 0
+
+
+def test_a_string_for_an_integer_field_is_invalid_value(alias: str) -> None:
+    ent = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
+    mapping = ResourceMapping(
+        resource_type="User",
+        model="scim2_django_testapp.Account",
+        fields=(
+            Field(attribute="userName", field="username"),
+            # a SCIM string in an integer field: the converter gives SCIM its string back
+            Field(attribute=f"{ent}:employeeNumber", field="employee_number", to_scim=str),
+        ),
+    )
+    teams = ResourceMapping(
+        resource_type="Group",
+        model="scim2_django_testapp.Team",
+        fields=(Field(attribute="displayName", field="name"),),
+        members=Members(relation="members"),
+    )
+    engine = Engine(DjangoModelBackend([mapping, teams], using=alias))
+    result = call(engine, "POST", "/Users", user_body("ok", **{ent: {"employeeNumber": "A-12"}}))
+    assert_error(result, 400, "invalidValue")
+    assert "employeeNumber" in result.json["detail"]
+    ok = call(engine, "POST", "/Users", user_body("ok", **{ent: {"employeeNumber": "12"}}))
+    assert ok.status == 201, ok
+    assert ok.json[ent]["employeeNumber"] == "12"
+
+
+# -- uniqueness is the database's -------------------------------------------------------------
+
+
+def test_concurrent_creates_of_one_user_name_one_wins(engine: Engine, alias: str) -> None:
+    from django.db import connections
+
+    statuses: list[int] = []
+    start = threading.Barrier(6)
+
+    def create(i: int) -> None:
+        try:
+            start.wait()
+            name = "bjensen" if i % 2 else "BJENSEN"
+            statuses.append(call(engine, "POST", "/Users", user_body(name)).status)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=create, args=(i,)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(statuses) == [201, 409, 409, 409, 409, 409]
+    assert call(engine, "GET", "/Users").json["totalResults"] == 1
+
+
+# -- a custom user model with email as the login (docs/guide-django-models.md) --------------
+
+
+def test_a_custom_user_model_with_email_as_the_login(alias: str) -> None:
+    from scim2_django_testapp.models import EmailUser
+    from scim2_models import EnterpriseUser
+    from scim2_models import User as ScimUser
+
+    backend = DjangoModelBackend(
+        [user_mapping("scim2_django_testapp.EmailUser", user_name="email", email=None)],
+        using=alias,
+    )
+    engine = Engine(backend, resource_types=[ScimUser[EnterpriseUser]])
+    created = create_user(
+        engine,
+        "Alice@Contoso.com",
+        emails=[{"value": "alice@contoso.com", "type": "work", "primary": True}],
+    )
+    row = EmailUser.objects.using(alias).get()
+    assert (row.email, row.is_active, row.has_usable_password()) == (
+        "Alice@Contoso.com",
+        True,
+        False,
+    )
+    found = call(engine, "GET", "/Users", query={"filter": 'userName eq "alice@contoso.com"'})
+    assert [r["id"] for r in found.json["Resources"]] == [created["id"]]
+    assert found.json["Resources"][0]["emails"][0]["value"] == "alice@contoso.com"
+    refused = call(engine, "POST", "/Users", user_body("not-an-email"))
+    assert_error(refused, 400, "invalidValue")
+    assert "userName" in refused.json["detail"]
+
+
+# -- members are rows ----------------------------------------------------------------------
+
+
+def _writes_of_adding_one_member(engine: Engine, alias: str, size: int) -> list[str]:
+    from django.db import connections
+    from django.test.utils import CaptureQueriesContext
+
+    ids = [create_user(engine, f"user{size}-{i}")["id"] for i in range(size + 1)]
+    body = {
+        "schemas": [GROUP],
+        "displayName": f"G{size}",
+        "members": [{"value": i} for i in ids[:-1]],
+    }
+    group = call(engine, "POST", "/Groups", body).json
+    add = {
+        "schemas": [PATCH_OP],
+        "Operations": [{"op": "add", "path": "members", "value": [{"value": ids[-1]}]}],
+    }
+    with CaptureQueriesContext(connections[alias]) as queries:
+        answer = call(
+            engine,
+            "PATCH",
+            f"/Groups/{group['id']}",
+            add,
+            query={"excludedAttributes": "members"},
+        )
+    assert answer.status == 200
+    assert "members" not in answer.json
+    after = call(engine, "GET", f"/Groups/{group['id']}").json
+    assert [m["value"] for m in after["members"]] == ids
+    # No statement lists the group's members: each one names the member it reads.
+    assert not any(
+        "auth_user_groups" in q["sql"] and '"user_id" IN' not in q["sql"]
+        for q in queries.captured_queries
+        if q["sql"].startswith("SELECT")
+    )
+    return [
+        q["sql"].split(" ")[0] + " " + q["sql"].split('"')[1]
+        for q in queries.captured_queries
+        if q["sql"].startswith(("SELECT", "INSERT", "UPDATE", "DELETE"))
+    ]
+
+
+def test_adding_a_member_reads_and_writes_the_same_rows_whatever_the_groups_size(
+    engine: Engine, alias: str
+) -> None:
+    small = _writes_of_adding_one_member(engine, alias, 3)
+    large = _writes_of_adding_one_member(engine, alias, 120)
+    assert small == large
+    assert "INSERT auth_user_groups" in small
+    assert not any(w.startswith("DELETE auth_user_groups") for w in small)

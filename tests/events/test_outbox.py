@@ -1,0 +1,283 @@
+"""The outbox: every committed change stores its event with the change, in order, without
+secrets; a refused write stores none; delivery runs after the commit on its own thread."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from scim2_core import ChangeEvent, Engine
+from scim2_core.backends import MemoryBackend, SQLBackend
+from scim2_core.events import MEMBERS_INLINE, RetryPolicy
+from tests.helpers import GROUP, PATCH_OP, call, create_group, create_user, user_body
+
+from .conftest import MakeBackend, listening
+
+
+def test_every_change_has_its_event_in_order(
+    make_backend: MakeBackend, engines: list[Engine]
+) -> None:
+    engine, got = listening(make_backend(), engines)
+    alice = create_user(engine, "alice", password="t1meMa$heen")
+    bob = create_user(engine, "bob")
+    group = create_group(engine, "staff", [alice["id"]])
+    call(engine, "PUT", f"/Users/{bob['id']}", user_body("bob", title="x"))
+    patch = {
+        "schemas": [PATCH_OP],
+        "Operations": [{"op": "add", "path": "members", "value": [{"value": bob["id"]}]}],
+    }
+    assert call(engine, "PATCH", f"/Groups/{group['id']}", patch).status == 200
+    assert call(engine, "DELETE", f"/Users/{alice['id']}").status == 204
+    assert engine.events.wait_idle()
+    seen = [(e.kind, e.resource_type, e.id) for e in got]
+    assert seen == [
+        ("created", "User", alice["id"]),
+        ("created", "User", bob["id"]),
+        ("created", "Group", group["id"]),
+        ("touched", "User", alice["id"]),  # joined staff: its groups changed
+        ("replaced", "User", bob["id"]),
+        ("patched", "Group", group["id"]),
+        ("touched", "User", bob["id"]),
+        ("deleted", "User", alice["id"]),
+        ("touched", "Group", group["id"]),  # lost alice as a member
+    ]
+    assert [e.seq for e in got] == sorted(e.seq for e in got)
+    assert len({e.event_id for e in got}) == len(got)
+    assert got[5].members_added == (bob["id"],)
+    assert got[3].cause == group["id"]
+    # RFC 7643 §4.1.1: password is returned "never", so it is in no event.
+    assert all(
+        "password" not in (e.after or {}) and "password" not in (e.before or {}) for e in got
+    )
+    assert got[4].before is not None and "title" not in got[4].before
+    assert got[4].after is not None and got[4].after["title"] == "x"
+    # Each event's version is the resource's version after the change.
+    current = call(engine, "GET", f"/Users/{bob['id']}").json["meta"]["version"]
+    assert got[6].version == current
+
+
+def test_principal_and_request_id_travel_with_the_event(engines: list[Engine]) -> None:
+    engine, got = listening(MemoryBackend(), engines)
+    call(engine, "POST", "/Users", user_body("alice"), headers={"X-Request-Id": "req-42"})
+    assert engine.events.wait_idle()
+    assert got[0].request_id == "req-42"
+
+
+def test_a_refused_write_stores_no_event(make_backend: MakeBackend, engines: list[Engine]) -> None:
+    engine, got = listening(make_backend(), engines)
+    create_user(engine, "alice")
+    assert call(engine, "POST", "/Users", user_body("ALICE")).status == 409
+    user = create_user(engine, "bob")
+    again = call(engine, "PUT", f"/Users/{user['id']}", user_body("bob"))  # no change
+    assert again.status == 200
+    assert engine.events.wait_idle()
+    assert [e.kind for e in got] == ["created", "created"]
+
+
+def test_nothing_is_stored_before_a_consumer_is_added(make_backend: MakeBackend) -> None:
+    engine = Engine(make_backend())
+    create_user(engine, "alice")
+    assert engine.events.store is None
+    assert engine.events.counts() == {}
+
+
+def test_a_slow_handler_never_delays_a_request(engines: list[Engine]) -> None:
+    engine = Engine(MemoryBackend())
+    engines.append(engine)
+    release = threading.Event()
+    engine.events.add_handler(lambda event: release.wait(5), name="slow")
+    engine.events.start()
+    started = time.monotonic()
+    for n in range(20):
+        create_user(engine, f"user{n}")
+    assert time.monotonic() - started < 2.0
+    assert engine.events.counts()["slow"].pending >= 19
+    release.set()
+    assert engine.events.wait_idle()
+
+
+def test_a_failing_handler_is_retried_then_parked_and_later_events_still_flow(
+    engines: list[Engine],
+) -> None:
+    engine = Engine(MemoryBackend())
+    engines.append(engine)
+    calls: list[str] = []
+    delivered: list[str] = []
+
+    def flaky(event: ChangeEvent) -> None:
+        calls.append(event.id)
+        assert event.after is not None
+        if event.after["userName"] == "broken":
+            raise RuntimeError("receiver refuses this one")
+        if calls.count(event.id) < 3:
+            raise ConnectionError("try again")
+        delivered.append(event.after["userName"])
+
+    engine.events.add_handler(
+        flaky, name="flaky", retry=RetryPolicy(max_attempts=4, first_delay=0.001)
+    )
+    engine.events.start()
+    create_user(engine, "alice")
+    broken = create_user(engine, "broken")
+    create_user(engine, "carol")
+    assert engine.events.wait_idle()
+    assert delivered == ["alice", "carol"]
+    assert calls.count(broken["id"]) == 4
+    assert engine.events.counts()["flaky"].failed == 1
+    (parked,) = engine.events.failed("flaky")
+    assert parked.event.id == broken["id"]
+    assert "receiver refuses this one" in parked.error
+    assert parked.attempts == 4
+
+
+def test_an_async_handler_runs_off_the_request(engines: list[Engine]) -> None:
+    engine = Engine(MemoryBackend())
+    engines.append(engine)
+    got: list[tuple[str, bool]] = []
+
+    async def handler(event: ChangeEvent) -> None:
+        import asyncio
+
+        await asyncio.sleep(0)
+        got.append((event.kind, threading.current_thread() is threading.main_thread()))
+
+    engine.events.add_handler(handler, name="async")
+    engine.events.start()
+    create_user(engine, "alice")
+    assert engine.events.wait_idle()
+    assert got == [("created", False)]
+
+
+def test_subscribe_is_a_handler_over_the_same_outbox(engines: list[Engine]) -> None:
+    engine = Engine(MemoryBackend())
+    engines.append(engine)
+    got: list[ChangeEvent] = []
+    engine.subscribe(got.append)
+    create_user(engine, "alice")
+    assert engine.events.wait_idle()
+    assert [e.kind for e in got] == ["created"]
+    (counts,) = engine.events.counts().values()
+    assert (counts.pending, counts.failed) == (0, 0)
+
+
+def test_undelivered_events_survive_a_restart(
+    make_backend: MakeBackend, engines: list[Engine]
+) -> None:
+    """Committed but not delivered (the process died): the next process delivers them."""
+    first = make_backend()
+    if isinstance(first, MemoryBackend):
+        pytest.skip("MemoryBackend keeps nothing across processes")
+    engine = Engine(first)
+    engine.events.add_handler(lambda event: None, name="app")  # registered, never started
+    users = [create_user(engine, f"user{n}")["id"] for n in range(5)]
+    restarted, got = listening(make_backend(), engines, name="app")
+    assert restarted.events.wait_idle()
+    assert [e.id for e in got] == users
+
+
+def test_a_consumer_resumes_from_its_position(
+    make_backend: MakeBackend, engines: list[Engine]
+) -> None:
+    first = make_backend()
+    if isinstance(first, MemoryBackend):
+        pytest.skip("MemoryBackend keeps nothing across processes")
+    engine = Engine(first)
+    engines.append(engine)
+    got: list[str] = []
+    engine.events.add_handler(lambda e: got.append(e.id), name="app")
+    engine.events.start()
+    a = create_user(engine, "a")["id"]
+    assert engine.events.wait_idle()
+    engine.events.stop()
+    b = create_user(engine, "b")["id"]  # committed while nobody delivers
+    later = Engine(make_backend())
+    engines.append(later)
+    more: list[str] = []
+    later.events.add_handler(lambda e: more.append(e.id), name="app")
+    later.events.start()
+    assert later.events.wait_idle()
+    assert got == [a]
+    assert more == [b]
+
+
+def test_two_processes_share_a_consumer_without_duplicates(
+    make_backend: MakeBackend, engines: list[Engine]
+) -> None:
+    first = make_backend()
+    if isinstance(first, MemoryBackend):
+        pytest.skip("MemoryBackend is one process")
+    got: list[str] = []
+    lock = threading.Lock()
+
+    def handler(event: ChangeEvent) -> None:
+        with lock:
+            got.append(event.event_id)
+
+    writers = []
+    for backend in (first, make_backend()):
+        engine = Engine(backend)
+        engines.append(engine)
+        engine.events.add_handler(handler, name="shared")
+        engine.events.start()
+        writers.append(engine)
+    for n in range(30):
+        create_user(writers[n % 2], f"user{n}")
+    assert all(engine.events.wait_idle() for engine in writers)
+    assert len(got) == 30
+    assert len(set(got)) == 30
+
+
+def test_a_huge_group_write_stores_bounded_events(
+    make_backend: MakeBackend, engines: list[Engine]
+) -> None:
+    backend = make_backend()
+    engine = Engine(backend)
+    engines.append(engine)
+    kinds: dict[str, int] = {}
+    sizes: list[int] = []
+
+    def handler(event: ChangeEvent) -> None:
+        kinds[event.kind] = kinds.get(event.kind, 0) + 1
+        sizes.append(len(event.to_json()))
+
+    engine.events.add_handler(handler, name="count")
+    n = MEMBERS_INLINE + 500
+    users = [create_user(engine, f"u{i}")["id"] for i in range(n)]
+    engine.events.start()
+    assert engine.events.wait_idle(60)
+    kinds.clear()
+    sizes.clear()
+    group = create_group(engine, "all", [])
+    body: dict[str, Any] = {
+        "schemas": [GROUP],
+        "displayName": "all",
+        "members": [{"value": u} for u in users],
+    }
+    assert call(engine, "PUT", f"/Groups/{group['id']}", body).status == 200
+    assert engine.events.wait_idle(60)
+    assert kinds == {"created": 1, "replaced": 1, "touched": n}
+    # The group's event names who joined without carrying the whole list twice.
+    assert max(sizes) < 60 * n
+
+
+def test_a_bulk_import_stores_a_created_event_per_resource(
+    tmp_path: Path, engines: list[Engine]
+) -> None:
+    backend = SQLBackend(f"sqlite:///{tmp_path / 'scim.db'}")
+    engine, got = listening(backend, engines)
+    users = engine.resource_types[0]
+    now = "2026-01-01T00:00:00Z"
+    meta = {"resourceType": "User", "created": now, "lastModified": now, "version": 'W/"1"'}
+    rows = [
+        {"schemas": [users.schema.id], "id": f"u{n}", "userName": f"u{n}", "meta": meta}
+        for n in range(1200)
+    ]
+    assert backend.create_many(None, users, rows) == 1200
+    assert engine.events.wait_idle(30)
+    assert [e.id for e in got] == [f"u{n}" for n in range(1200)]
+    assert {e.kind for e in got} == {"created"}
+    backend.close()
