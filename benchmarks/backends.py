@@ -33,9 +33,9 @@ from typing import Any
 
 import scim2_models
 
-from scim2_core._schema import USER_URN, resource_type_from_model
 from scim2_core.backends import Backend, MemoryBackend, SearchQuery, SQLBackend
 from scim2_core.filter import bind, parse_filter
+from scim2_core.schema import USER_URN, resource_type_from_model
 
 USER = resource_type_from_model(scim2_models.User[scim2_models.EnterpriseUser])
 GROUP = resource_type_from_model(scim2_models.Group)

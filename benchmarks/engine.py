@@ -3,6 +3,8 @@
     .venv/bin/python benchmarks/engine.py            # 1k, 10k and 100k users
     .venv/bin/python benchmarks/engine.py --sizes 1000 --seconds 0.5
     .venv/bin/python benchmarks/engine.py --backend sqlite      # scim2-core on a SQLite file
+    .venv/bin/python benchmarks/engine.py --backend postgresql --reads   # issue #14 ratios
+    .venv/bin/python benchmarks/engine.py --backend sqlite --sizes 1000 --baseline ../main-before
 
 For each directory size it loads the same users into scim2-core (``Engine(MemoryBackend())``)
 and scim2-server 0.8.3 (its ``ScimHandler`` over its ``InMemoryStorage``, the published
@@ -20,6 +22,12 @@ before sending it, since scim2-core's ``handle`` returns encoded bytes. The run 
 ratios, which stay meaningful on a noisy machine because both sides run interleaved in
 the same process. Targets (issue #2): >= 5x on GET-by-id and ``userName eq``, >= 20x on the
 100-resource page, and ``userName eq`` time flat from 1k to 100k users.
+
+``--baseline DIR`` (a checkout of the code before a change: ``git worktree add --detach DIR
+main``) measures a change instead: two worker processes, one importing this tree's
+``scim2_core`` and one the baseline's, load the same users on the same kind of storage, then
+take turns running each case (one round each, the order alternating) and report CPU time per
+request (``time.process_time``); the ratio before / after is the median of the rounds'.
 """
 
 from __future__ import annotations
@@ -30,6 +38,7 @@ import json
 import os
 import random
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -37,9 +46,15 @@ import tracemalloc
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from subprocess import PIPE
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+# A --baseline worker imports the baseline's scim2_core instead of this tree's.
+if sys.path and Path(sys.path[0] or ".").resolve() == Path(__file__).resolve().parent:
+    sys.path.pop(0)  # run as a script: the tree to measure goes first instead
+sys.path.insert(
+    0, os.environ.get("SCIM2_CORE_BENCH_TREE") or str(Path(__file__).resolve().parents[1])
+)
 
 from scim2_core import Engine
 from scim2_core.backends import Backend, MemoryBackend, SQLBackend
@@ -148,7 +163,27 @@ def main() -> None:
     parser.add_argument(
         "--memory-users", type=int, default=10000, help="users loaded for the memory row (0: skip)"
     )
+    parser.add_argument(
+        "--reads",
+        action="store_true",
+        help="SQL backends only: one-statement reads without BEGIN/COMMIT vs inside a "
+        "read transaction (the baseline), interleaved on the same database (issue #14)",
+    )
+    parser.add_argument("--baseline", type=Path, default=None, help="the code before a change")
+    parser.add_argument("--rounds", type=int, default=7, help="--baseline: rounds per case")
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.worker:
+        worker(args.backend, args.sizes[0])
+        return
+    if args.baseline is not None:
+        for size in args.sizes:
+            compare_trees(args, size)
+        return
+    if args.reads:
+        for size in args.sizes:
+            compare_reads(args.backend, size, args.seconds)
+        return
 
     print(
         f"{'users':>7} {'case':<22} {'scim2-core req/s':>17} {'scim2-server req/s':>19} {'ratio':>7}"
@@ -213,6 +248,127 @@ def main() -> None:
         )
     if args.memory_users and args.backend == "memory":
         memory(args.memory_users)
+
+
+def compare_reads(kind: str, size: int, seconds: float) -> None:
+    """GET by id and ``userName eq`` on ``size`` users, with one-statement reads as they run
+    (no transaction) and with every read in a read transaction (the baseline: BEGIN, the
+    statement, COMMIT), alternating rounds so both see the same machine."""
+    if kind == "memory":
+        raise SystemExit("--reads measures a SQL backend: --backend sqlite or postgresql")
+    backend = open_backend(kind, size)
+    assert isinstance(backend, SQLBackend)
+    side = Ours(backend)
+    ids = []
+    for i in range(size):
+        ids.append(side.create(make_user(i)))
+        if (i + 1) % 10000 == 0:
+            print(f"  loaded {i + 1:,} of {size:,} users", file=sys.stderr)
+    dialect = backend._dialect
+    if kind == "postgresql":
+        # As autovacuum would on a real directory: without statistics on freshly loaded
+        # tables the planner walks the whole ORDER BY index for a ``userName eq``.
+        with dialect.transaction(write=True) as conn:
+            conn.execute("ANALYZE")
+    as_run = dialect.reading
+    # The baseline: each one-statement read inside a read transaction, as before #14.
+    in_transaction = lambda: dialect.transaction(write=False)  # noqa: E731
+    rng = random.Random(7)
+    picks = [rng.randrange(size) for _ in range(1000)]
+    cases: list[tuple[str, Callable[[int], Any]]] = [
+        ("GET by id", lambda k: side.get(f"/Users/{ids[k]}")),
+        (
+            "userName eq",
+            lambda k: side.get("/Users", {"filter": f'userName eq "user{k:07d}@example.com"'}),
+        ),
+    ]
+    for label, case in cases:
+        counter = iter(range(10**9))
+
+        def one(case: Any = case, counter: Any = counter) -> Any:
+            return case(picks[next(counter) % len(picks)])
+
+        rates: dict[str, list[float]] = {"baseline": [], "now": []}
+        for _ in range(5):
+            dialect.reading = in_transaction  # type: ignore[method-assign]
+            rates["baseline"].append(rate(one, seconds / 5))
+            dialect.reading = as_run  # type: ignore[method-assign]
+            rates["now"].append(rate(one, seconds / 5))
+        now, base = (statistics.median(rates[k]) for k in ("now", "baseline"))
+        print(
+            f"{size:>7} {kind} {label:<12} {now:10,.0f} req/s, baseline {base:10,.0f} req/s "
+            f"({now / base:.2f}x), {1e3 / now:.3f} ms/request"
+        )
+    backend.close()
+
+
+CASES = ("GET by id", "userName eq", "100-resource page")
+
+
+def worker(kind: str, size: int) -> None:
+    """A --baseline worker: load ``size`` users, then answer ``case seconds`` lines on stdin
+    with the CPU microseconds per request of that case, run for ``seconds``."""
+    side = Ours(open_backend(kind, size))
+    ids = [side.create(make_user(i)) for i in range(size)]
+    rng = random.Random(7)
+    picks = [rng.randrange(size) for _ in range(1000)]
+    run: dict[str, Callable[[int], Any]] = {
+        "GET by id": lambda k: side.get(f"/Users/{ids[k]}"),
+        "userName eq": lambda k: side.get(
+            "/Users", {"filter": f'userName eq "user{k:07d}@example.com"'}
+        ),
+        "100-resource page": lambda k: side.get(
+            "/Users", {"startIndex": str(1 + (k % max(1, size - 100))), "count": "100"}
+        ),
+    }
+    print("ready", flush=True)
+    n = 0
+    for line in sys.stdin:
+        case, seconds = line.rsplit(" ", 1)
+        fn, count = run[case], 0
+        gc.collect()
+        cpu, end = time.process_time(), time.perf_counter() + float(seconds)
+        while time.perf_counter() < end:
+            for _ in range(20):
+                fn(picks[n % len(picks)])
+                n += 1
+            count += 20
+        print(f"{(time.process_time() - cpu) / count * 1e6:.3f}", flush=True)
+
+
+def compare_trees(args: argparse.Namespace, size: int) -> None:
+    """This tree against ``args.baseline``: CPU per request of each case, interleaved."""
+    here = Path(__file__).resolve().parents[1]
+    procs = {}
+    for name, tree in (("after", here), ("before", args.baseline.resolve())):
+        env = {**os.environ, "SCIM2_CORE_BENCH_TREE": str(tree)}
+        command = [sys.executable, __file__, "--worker", "--backend", args.backend]
+        procs[name] = subprocess.Popen(
+            [*command, "--sizes", str(size)], env=env, stdin=PIPE, stdout=PIPE, text=True
+        )
+    for name, proc in procs.items():
+        if proc.stdout is None or proc.stdout.readline().strip() != "ready":
+            raise RuntimeError(f"the {name} worker did not start")
+    for case in CASES:
+        cpu: dict[str, list[float]] = {"before": [], "after": []}
+        for r in range(args.rounds):
+            for name in ("before", "after") if r % 2 == 0 else ("after", "before"):
+                stdin, stdout = procs[name].stdin, procs[name].stdout
+                assert stdin is not None
+                assert stdout is not None
+                stdin.write(f"{case} {args.seconds / args.rounds}\n")
+                stdin.flush()
+                cpu[name].append(float(stdout.readline()))
+        ratio = statistics.median(b / a for b, a in zip(cpu["before"], cpu["after"], strict=True))
+        before, after = (statistics.median(cpu[k]) for k in ("before", "after"))
+        print(
+            f"{size:>7} {args.backend:<8} {case:<18} before {before:7.1f} µs  "
+            f"after {after:7.1f} µs CPU/request  before/after {ratio:.2f}x"
+        )
+    for proc in procs.values():
+        assert proc.stdin is not None
+        proc.stdin.close()
+        proc.wait()
 
 
 def open_backend(kind: str, size: int) -> Backend:

@@ -24,13 +24,13 @@ from typing import Any
 
 import scim2_models
 
-from scim2_core._schema import (
+from scim2_core.filter import bind, compile_filter, parse_filter
+from scim2_core.schema import (
     ENTERPRISE_USER_URN,
     USER_URN,
     normalize_attributes,
     resource_type_from_model,
 )
-from scim2_core.filter import bind, compile_filter, parse_filter
 
 MODEL = scim2_models.User[scim2_models.EnterpriseUser]
 RT = resource_type_from_model(MODEL)

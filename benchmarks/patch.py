@@ -17,6 +17,12 @@ member check, the atomic write and a new version included (see ``server_workload
 
 Both sides run interleaved in rounds, and the best round of each is kept, so the ratio is
 meaningful on a noisy machine. Targets: >= 10x on both.
+
+Then, unless ``--no-scaling``, how adds scale (``scaling_ratios``): N distinct values added
+to a User's ``emails`` or a Group's ``members``, in one operation or one per operation,
+parsed and applied, for N = 1,000 and N = 16,000. The ratio is time(16k) / (16 x
+time(1k)): 1 when adding is linear, 16 when it is quadratic. Target: <= 2 (near 1: on a
+busy machine, and with caches, each of 16k values costs a little more than each of 1k).
 """
 
 from __future__ import annotations
@@ -34,8 +40,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from scim2_models import EnterpriseUser, Group, PatchOp, User
 
-from scim2_core._patch import PatchOptions, apply_patch, parse_patch_request
-from scim2_core._schema import GROUP_URN, USER_URN, resource_type_from_model
+from scim2_core.patch import PatchOptions, apply_patch, parse_patch_request
+from scim2_core.schema import GROUP_URN, USER_URN, resource_type_from_model
 
 PATCH_URN = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 USER_MODEL: Any = User[EnterpriseUser]
@@ -209,12 +215,69 @@ def server_workloads(members: int) -> tuple[Callable[[int], object], Callable[[i
     return ours_run, theirs_run
 
 
+def adds_workload(attribute: str, n: int, one_op: bool) -> Callable[[], object]:
+    """Parse and apply a PATCH adding ``n`` distinct ``emails`` to a User (not caseExact)
+    or ``members`` to a Group (caseExact), in one operation or ``n``."""
+    if attribute == "emails":
+        rt, resource = USERS, USER
+        values = [{"value": f"user{i}@example.com", "type": "work"} for i in range(n)]
+    else:
+        rt, resource = GROUPS, group_with(0)
+        values = [{"value": f"{i:08x}-0000-4000-8000-000000000000"} for i in range(n)]
+    if one_op:
+        ops = [{"op": "add", "path": attribute, "value": values}]
+    else:
+        ops = [{"op": "add", "path": attribute, "value": [v]} for v in values]
+    patch = {"schemas": [PATCH_URN], "Operations": ops}
+
+    def run() -> object:
+        result = apply_patch(
+            rt, resource, parse_patch_request(patch, strict=False), options=OPTIONS
+        )
+        assert result is not None
+        assert len(result[attribute]) >= n
+        return result
+
+    return run
+
+
+def scaling_ratios(seconds: float) -> list[tuple[str, float, float, float]]:
+    """(workload, seconds for 1k adds, seconds for 16k adds, ratio) per workload.
+
+    A round times 16 PATCHes of 1k adds, then one PATCH of 16k adds (the same work if
+    adding is linear), with the garbage collector off. Rounds repeat for ``seconds`` per
+    workload (at least one, however slow); the best of each side is kept."""
+    rows = []
+    for attribute in ("emails", "members"):
+        for one_op in (False, True):
+            small = adds_workload(attribute, 1_000, one_op)
+            large = adds_workload(attribute, 16_000, one_op)
+            small()  # warm up
+            best = [float("inf"), float("inf")]
+            deadline = time.perf_counter() + seconds
+            while best[1] == float("inf") or time.perf_counter() < deadline:
+                for k, (fn, calls) in enumerate(((small, 16), (large, 1))):
+                    gc.collect()
+                    gc.disable()
+                    t0 = time.perf_counter()
+                    for _ in range(calls):
+                        fn()
+                    best[k] = min(best[k], time.perf_counter() - t0)
+                    gc.enable()
+            form = "in 1 operation" if one_op else "1 per operation"
+            rows.append((f"add {attribute}, {form}", best[0] / 16, best[1], best[1] / best[0]))
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--members", type=int, default=10_000)
     parser.add_argument("--seconds", type=float, default=4.0, help="per workload")
     parser.add_argument(
         "--no-server", action="store_true", help="skip the whole-server workload (slow to load)"
+    )
+    parser.add_argument(
+        "--no-scaling", action="store_true", help="skip how 1k and 16k adds compare"
     )
     args = parser.parse_args()
 
@@ -230,7 +293,7 @@ def main() -> None:
         return user_patch_model.model_validate(USER_PATCH).patch(user_model)
 
     # Same result on both sides.
-    ours_result = ours_user(0)
+    ours_result: Any = ours_user(0)
     assert ours_result is not None
     probe = USER_MODEL.model_validate(USER)
     user_patch_model.model_validate(USER_PATCH).patch(probe)
@@ -273,6 +336,17 @@ def main() -> None:
         print(
             f"{name:<42} {t_ours * 1e6:>10.1f}us {t_theirs * 1e6:>12.1f}us {ratio:>7.1f}x"
             f"  >= {target:.0f}x {ok}"
+        )
+
+    if args.no_scaling:
+        return
+    print()
+    print(f"{'adds (parse + apply)':<42} {'1k adds':>12} {'16k adds':>14} {'ratio':>8}  target")
+    for name, t_small, t_large, ratio in scaling_ratios(args.seconds):
+        ok = "ok" if ratio <= 2 else "MISSED"
+        print(
+            f"{name:<42} {t_small * 1e3:>10.1f}ms {t_large * 1e3:>12.1f}ms {ratio:>7.2f}"
+            f"   <= 2 {ok}"
         )
 
 
