@@ -1,5 +1,5 @@
 """Raw ASGI on uvicorn, no framework.   Run:  python examples/asgi_uvicorn.py
-Needs: pip install 'scim2-core[serve]'
+Needs: pip install -e '.[serve]' from a checkout (once released: pip install 'scim2-core[serve]')
 
 SCIM 2.0 at http://127.0.0.1:8000/scim/v2, bearer token $SCIM_TOKEN (default "change-me"):
 

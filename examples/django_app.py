@@ -1,5 +1,5 @@
 """A single-file Django project.   Run:  python examples/django_app.py runserver 8000
-Needs: pip install 'scim2-core[django]'
+Needs: pip install -e '.[django]' from a checkout (once released: pip install 'scim2-core[django]')
 
 SCIM 2.0 at http://127.0.0.1:8000/scim/v2/, bearer token $SCIM_TOKEN (default "change-me"):
 

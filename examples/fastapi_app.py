@@ -1,5 +1,5 @@
 """FastAPI.   Run:  python examples/fastapi_app.py
-Needs: pip install 'scim2-core[starlette,serve]' fastapi
+Needs: pip install -e '.[fastapi,serve]' from a checkout (once released: pip install 'scim2-core[fastapi,serve]')
 
 SCIM 2.0 at http://127.0.0.1:8000/scim/v2, bearer token $SCIM_TOKEN (default "change-me"):
 

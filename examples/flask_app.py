@@ -1,5 +1,5 @@
 """Flask.   Run:  python examples/flask_app.py
-Needs: pip install 'scim2-core[flask]'
+Needs: pip install -e '.[flask]' from a checkout (once released: pip install 'scim2-core[flask]')
 
 SCIM 2.0 at http://127.0.0.1:8000/scim/v2, bearer token $SCIM_TOKEN (default "change-me"):
 

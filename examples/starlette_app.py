@@ -1,5 +1,5 @@
 """Starlette, with its own authentication.   Run:  python examples/starlette_app.py
-Needs: pip install 'scim2-core[starlette,serve]'
+Needs: pip install -e '.[starlette,serve]' from a checkout (once released: pip install 'scim2-core[starlette,serve]')
 
 SCIM 2.0 at http://127.0.0.1:8000/scim/v2. Starlette's AuthenticationMiddleware checks the
 bearer token and sets ``request.user``; ``starlette_user_hook`` lets the engine trust it:
