@@ -381,22 +381,24 @@ class SQLAlchemyBackend:
     def search(self, tenant: str | None, rt: ResourceType, query: SearchQuery) -> Page:
         t = self._type(tenant, rt)
         with self._read() as conn:
-            self._adopt(conn, t)
             plan = self._plans[t.name]
+            if query.filter is not None and query.sort is None:
+                by_key = self._unique_eq_page(conn, t, plan, query)
+                if by_key is not None:
+                    return by_key
+            self._adopt(conn, t)
             by_index = self._index_page(conn, t, plan, query)
             if by_index is not None:
                 return by_index
             r, joined = plan.r, plan.joined
             where: list[Any] = [plan.live]
             params: dict[str, Any] = {}
-            fast: str | None = None  # the field of a unique `eq` filter (userName eq)
             if query.filter is not None:
                 expr = translate(query.filter, t.bound)
                 unique_eq = self._compiler.unique_eq(t, r, expr)
                 if unique_eq is not None:
-                    fast, condition, params = unique_eq
-                    if fast not in plan.unique_eq_pages or query.sort is not None:
-                        where.append(condition())
+                    _, condition, params = unique_eq
+                    where.append(condition())
                 else:
                     where.append(self._compiler.cond(t, r, expr))
 
@@ -405,8 +407,6 @@ class SQLAlchemyBackend:
                     counted = plan.prepared_count.first(conn)
                     assert counted is not None
                     return int(counted[0])
-                if unique_eq is not None and len(where) == 1:
-                    where.append(unique_eq[1]())
                 found: int = conn.execute(
                     sa.select(sa.func.count()).select_from(joined).where(*where), params
                 ).scalar_one()
@@ -432,30 +432,67 @@ class SQLAlchemyBackend:
                 return Page(total=total)
             params["page_offset"] = max(query.offset, 0)
             params["page_limit"] = min(query.count, _MAX_WINDOW)
-            if fast is not None and query.sort is None:
-                # `userName eq`: the statement compiled once per field, run on the cursor.
-                prepared = plan.unique_eq_pages.get(fast)
-                if prepared is None:
-                    prepared = Prepared(plan.window(where, order, total=True), plan.dialect)
-                    plan.unique_eq_pages[fast] = prepared
-                found: Sequence[Any] = prepared.rows(conn, **params)
-            else:
-                page = plan.window(where, order, total=total is None)
-                found = conn.execute(page, params).all()
+            page = plan.window(where, order, total=total is None)
+            found: Sequence[Any] = conn.execute(page, params).all()
             if not found:
                 return Page(total=count())
-            pks = []
-            rows: dict[Any, dict[str, Any]] = {}
-            bks: dict[str, Mapping[str, Any]] = {}
-            for values in found:
-                bk, row = plan.split(values)
-                pks.append(row["_pk"])
-                rows[row["_pk"]] = row
-                bks[bk["object_pk"]] = bk
-            return Page(
-                total=found[0][-1] if total is None else total,
-                resources=self._read_rows(conn, t, pks, bks=bks, rows=rows, owned=True),
-            )
+            return self._page(conn, t, plan, found, found[0][-1] if total is None else total)
+
+    def _unique_eq_page(
+        self, conn: sa.Connection, t: ModelType, plan: ReadPlan, query: SearchQuery
+    ) -> Page | None:
+        """The page of a ``userName eq`` (an ``eq`` on a unique column, default order): one
+        statement, compiled once per field, run on the cursor; None for any other search.
+
+        A row found is live and adopted (the statement joins the bookkeeping), so the
+        check for rows the app inserted (:meth:`_adopt`) runs only when nothing is found,
+        and the statement again after it. (An empty page past the first leaves the count
+        to the general path.)"""
+        assert query.filter is not None
+        if query.count <= 0 or query.offset >= _MAX_WINDOW:
+            return None
+        unique_eq = self._compiler.unique_eq(t, plan.r, translate(query.filter, t.bound))
+        if unique_eq is None:
+            return None
+        fast, condition, params = unique_eq
+        prepared = plan.unique_eq_pages.get(fast)
+        if prepared is None:
+            order = (plan.r.c.created, self._compiler.collate(plan.r.c.scim_id))
+            window = plan.window([plan.live, condition()], order, total=True)
+            prepared = Prepared(window, plan.dialect)
+            plan.unique_eq_pages[fast] = prepared
+        params["page_offset"] = offset = max(query.offset, 0)
+        params["page_limit"] = min(query.count, _MAX_WINDOW)
+        found = prepared.rows(conn, **params)
+        if not found:
+            if offset > 0:
+                return None
+            self._adopt(conn, t)
+            found = prepared.rows(conn, **params)
+            if not found:
+                return Page(total=0)
+        return self._page(conn, t, plan, found, found[0][-1])
+
+    def _page(
+        self,
+        conn: sa.Connection,
+        t: ModelType,
+        plan: ReadPlan,
+        found: Sequence[Sequence[Any]],
+        total: int,
+    ) -> Page:
+        """The page of the rows ``found`` (of :attr:`ReadPlan.columns`)."""
+        pks = []
+        rows: dict[Any, dict[str, Any]] = {}
+        bks: dict[str, Mapping[str, Any]] = {}
+        for values in found:
+            bk, row = plan.split(values)
+            pks.append(row["_pk"])
+            rows[row["_pk"]] = row
+            bks[bk["object_pk"]] = bk
+        return Page(
+            total=total, resources=self._read_rows(conn, t, pks, bks=bks, rows=rows, owned=True)
+        )
 
     def _index_page(
         self, conn: sa.Connection, t: ModelType, plan: ReadPlan, query: SearchQuery
@@ -473,8 +510,8 @@ class SQLAlchemyBackend:
             return None
         counts = plan.prepared_sync.first(conn)
         assert counts is not None
-        app_rows, kept, total = counts
-        if app_rows != kept:
+        app_rows, total, deactivated = counts
+        if app_rows != total + deactivated:
             return None
         # RFC 7644 §3.4.2.4: an offset past the results is an empty page.
         if query.count <= 0 or query.offset >= total:
@@ -484,17 +521,7 @@ class SQLAlchemyBackend:
         )
         if len(found) != min(query.count, total - max(query.offset, 0)):
             return None
-        pks = []
-        rows: dict[Any, dict[str, Any]] = {}
-        bks: dict[str, Mapping[str, Any]] = {}
-        for values in found:
-            bk, row = plan.split(values)
-            pks.append(row["_pk"])
-            rows[row["_pk"]] = row
-            bks[bk["object_pk"]] = bk
-        return Page(
-            total=total, resources=self._read_rows(conn, t, pks, bks=bks, rows=rows, owned=True)
-        )
+        return self._page(conn, t, plan, found, total)
 
     def update(
         self,
@@ -724,11 +751,7 @@ class SQLAlchemyBackend:
                 if len(ids) == 1:
                     rows = plan.one.rows(conn, scim_id=ids[0])
                 else:
-                    rows = [
-                        tuple(row)
-                        for chunk in _chunks(ids)
-                        for row in conn.execute(plan.many, {"ids": list(chunk)})
-                    ]
+                    rows = [row for chunk in _chunks(ids) for row in plan.many(conn, chunk)]
                 for row in rows:
                     out.setdefault(row[0], []).append(plan.entry(row))
         for entries_list in out.values():
@@ -825,47 +848,60 @@ class SQLAlchemyBackend:
 
     @contextmanager
     def _read(self) -> Iterator[sa.Connection]:
+        """One read, on the request scope's connection or on one of its own (one
+        generator, not nested context managers: a ``GET`` runs two reads)."""
         scoped = self._scoped()
         if scoped is not None:
-            with self._reading(scoped) as reading:
+            reading = self._start_reading(scoped)
+            try:
                 yield scoped
+            except BaseException:
+                self._abort_reading(reading)
+                raise
+            self._finish_reading(reading)
             if reading.began or reading.dirty():
                 scoped.commit()
             return
         # On SQLite a read may write (adopting rows, moving versions): it takes the write
         # lock too, so that it never waits on a writer while holding a read lock.
-        with self._read_lock(), self._reads.connect() as conn:
-            with self._reading(conn):
-                yield conn
-            conn.commit()  # a read may adopt the app's new rows or move versions
-
-    @contextmanager
-    def _reading(self, conn: sa.Connection) -> Iterator[_Reading]:
-        """One read on ``conn``: what it wrote is committed at its end (on PostgreSQL with
-        the ``COMMIT`` of the transaction :meth:`_wrote` opened), or rolled back."""
-        reading = _Reading(conn, getattr(self._local, "scope", None))
-        self._local.reading = reading
+        lock = self._write_lock if self._sqlite else None
+        if lock is not None:
+            lock.acquire()
         try:
-            yield reading
-        except BaseException:
-            if reading.scope is not None:
-                reading.scope.dirty = False
-            if reading.began:
-                conn.exec_driver_sql("ROLLBACK")
-            conn.rollback()
-            raise
+            with self._reads.connect() as conn:
+                reading = self._start_reading(conn)
+                try:
+                    yield conn
+                except BaseException:
+                    self._abort_reading(reading)
+                    raise
+                self._finish_reading(reading)
+                conn.commit()  # a read may adopt the app's new rows or move versions
         finally:
-            self._local.reading = None
-        if reading.began:
-            conn.exec_driver_sql("COMMIT")
+            if lock is not None:
+                lock.release()
 
-    @contextmanager
-    def _read_lock(self) -> Iterator[None]:
-        if self._sqlite:
-            with self._write_lock:
-                yield
-        else:
-            yield
+    def _start_reading(self, conn: sa.Connection) -> _Reading:
+        """One read begins on ``conn``: what it writes is committed at its end (on
+        PostgreSQL with the ``COMMIT`` of the transaction :meth:`_wrote` opened), or rolled
+        back (:meth:`_abort_reading`)."""
+        local = self._local
+        reading = _Reading(conn, getattr(local, "scope", None))
+        local.reading = reading
+        return reading
+
+    def _finish_reading(self, reading: _Reading) -> None:
+        self._local.reading = None
+        if reading.began:
+            reading.conn.exec_driver_sql("COMMIT")
+
+    def _abort_reading(self, reading: _Reading) -> None:
+        self._local.reading = None
+        if reading.scope is not None:
+            reading.scope.dirty = False
+        if reading.began:
+            reading.conn.exec_driver_sql("ROLLBACK")
+        reading.conn.rollback()
 
     @contextmanager
     def _write(self) -> Iterator[sa.Connection]:
