@@ -51,12 +51,11 @@ import sqlalchemy as sa
 import sqlalchemy.orm
 from sqlalchemy.exc import IntegrityError
 
-from scim2_core._errors import (
+from scim2_core import (
     ConfigurationError,
     NotImplementedScimError,
     UniquenessError,
 )
-from scim2_core._json import copy_json
 from scim2_core.backends import (
     Change,
     Page,
@@ -72,7 +71,7 @@ from ._backend_events import Events
 from ._backend_expressions import Compiler
 from ._backend_reads import GroupsOfPlan, Prepared, ReadPlan
 from ._backend_rows import _MAX_WINDOW, Rows
-from ._backend_state import _chunks, _hash
+from ._backend_state import _chunks, _hash, copy_json
 from ._backend_tables import LAYOUT_VERSION, REPLACED_INDEXES, make_tables
 from ._backend_writes import _displays, _member_ids, _split, _strip_meta
 from ._models import ModelType, Unique, find_model, find_relation

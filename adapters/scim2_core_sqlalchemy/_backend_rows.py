@@ -9,7 +9,7 @@ from typing import Any, Final
 
 import sqlalchemy as sa
 
-from scim2_core._errors import (
+from scim2_core import (
     InvalidValueError,
     NotFoundError,
 )

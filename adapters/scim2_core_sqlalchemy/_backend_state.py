@@ -1,6 +1,7 @@
 """What every part of :class:`~._backend.SQLAlchemyBackend` shares: the state its
 constructor sets up (:class:`State`, for the type checker) and small helpers (the digest of
-an app row's mapped columns, chunks of ids, the ``meta.version`` text)."""
+an app row's mapped columns, chunks of ids, the ``meta.version`` text, a deep copy of a
+resource)."""
 
 from __future__ import annotations
 
@@ -37,6 +38,26 @@ def _version(number: int) -> str:
 def _chunks(items: Sequence[Any]) -> Iterator[Sequence[Any]]:
     for start in range(0, len(items), _CHUNK):
         yield items[start : start + _CHUNK]
+
+
+def copy_json(value: Any) -> Any:
+    """A deep copy of a JSON value (``dict`` and ``list`` exactly, as :func:`json.loads`
+    builds them, around immutable scalars): what a write hands to the engine's ``change``
+    function, which may change it in place. A shallow copy of each container, then only the
+    nested containers are replaced: several times faster than :func:`copy.deepcopy` (no
+    memo, no dispatch on arbitrary types), which shows on a large group."""
+    kind = type(value)
+    if kind is dict:
+        out = value.copy()
+        for key, item in value.items():
+            if type(item) is dict or type(item) is list:
+                out[key] = copy_json(item)
+        return out
+    if kind is list:
+        return [
+            copy_json(item) if type(item) is dict or type(item) is list else item for item in value
+        ]
+    return value
 
 
 class State:

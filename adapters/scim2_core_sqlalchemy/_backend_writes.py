@@ -10,7 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError, IntegrityError, StatementError
 
-from scim2_core._errors import (
+from scim2_core import (
     InvalidValueError,
     UniquenessError,
 )
