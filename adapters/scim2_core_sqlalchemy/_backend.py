@@ -33,81 +33,54 @@ How the protocol's promises are kept:
   version opens one for those writes); each write is a transaction of its own.
 
 One tenant only (the app's tables have no tenant column): any other tenant gets 501.
+
+The class is assembled from one mixin per concern, each in a module of its own:
+connections, transactions and the request scope (:mod:`._backend_connections`), writes of
+rows (:mod:`._backend_writes`), adoption of the app's own writes (:mod:`._backend_adopt`),
+reads of rows and pages (:mod:`._backend_rows`); the state they share is declared in
+:mod:`._backend_state`. This module holds the protocol's methods.
 """
 
 from __future__ import annotations
 
-import hashlib
 import threading
-import time
-import uuid
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any, Final
 
 import sqlalchemy as sa
 import sqlalchemy.orm
-from sqlalchemy.exc import DBAPIError, IntegrityError, StatementError
+from sqlalchemy.exc import IntegrityError
 
-from scim2_core._errors import (
+from scim2_core import (
     ConfigurationError,
-    InvalidValueError,
-    NotFoundError,
     NotImplementedScimError,
     UniquenessError,
 )
-from scim2_core._json import copy_json
 from scim2_core.backends import (
     Change,
     Page,
     SearchQuery,
     check_tenant,
     check_version,
-    missing_members_error,
 )
 from scim2_core.events import AuditStore, EventStore
 from scim2_core.mapping import ResourceMapping, bind_mapping, sort_target, translate
 from scim2_core.schema import AttrRef, ResourceType, now, version_number
 
 from ._backend_events import Events
-from ._backend_expressions import UNSET, Compiler, is_text, marker_column
+from ._backend_expressions import Compiler
 from ._backend_reads import GroupsOfPlan, Prepared, ReadPlan
+from ._backend_rows import _MAX_WINDOW, Rows
+from ._backend_state import _chunks, _hash, copy_json
 from ._backend_tables import LAYOUT_VERSION, REPLACED_INDEXES, make_tables
+from ._backend_writes import _displays, _member_ids, _split, _strip_meta
 from ._models import ModelType, Unique, find_model, find_relation
 
 __all__ = ["SQLAlchemyBackend"]
 
-#: Larger offsets and counts than any table holds, and than LIMIT/OFFSET can carry
-#: (64-bit signed on SQLite and PostgreSQL) once added together.
-_MAX_WINDOW: Final = 2**62
-
-_CHUNK = 500
-
-#: How often (seconds) the full check for rows the app wrote without the ORM runs.
-_FULL_CHECK_SECONDS = 1.0
-
 
 #: The bookkeeping columns an update writes.
 _SAVED: Final = ("version", "last_modified", "created", "extras", "content_hash")
-
-
-def _hash(values: Mapping[str, Any], fields: Iterable[str]) -> str:
-    """A digest of the mapped columns' values, to notice the app's changes."""
-    data = repr([values.get(f) for f in (fields if isinstance(fields, tuple) else sorted(fields))])
-    return hashlib.blake2b(data.encode(), digest_size=16).hexdigest()
-
-
-def _dict(row: Any) -> dict[str, Any]:
-    return dict(row._mapping)
-
-
-def _version(number: int) -> str:
-    return f'W/"{number}"'
-
-
-def _chunks(items: Sequence[Any]) -> Iterator[Sequence[Any]]:
-    for start in range(0, len(items), _CHUNK):
-        yield items[start : start + _CHUNK]
 
 
 def _engine_of(bind: Any) -> sa.Engine:
@@ -122,7 +95,7 @@ def _engine_of(bind: Any) -> sa.Engine:
     )
 
 
-class SQLAlchemyBackend:
+class SQLAlchemyBackend(Rows):
     """Store SCIM resources in the app's own SQLAlchemy models; see the module docstring.
 
     ``bind`` is the app's :class:`sqlalchemy.Engine` (or a ``sessionmaker`` bound to one;
@@ -381,22 +354,24 @@ class SQLAlchemyBackend:
     def search(self, tenant: str | None, rt: ResourceType, query: SearchQuery) -> Page:
         t = self._type(tenant, rt)
         with self._read() as conn:
-            self._adopt(conn, t)
             plan = self._plans[t.name]
+            if query.filter is not None and query.sort is None:
+                by_key = self._unique_eq_page(conn, t, plan, query)
+                if by_key is not None:
+                    return by_key
+            self._adopt(conn, t)
             by_index = self._index_page(conn, t, plan, query)
             if by_index is not None:
                 return by_index
             r, joined = plan.r, plan.joined
             where: list[Any] = [plan.live]
             params: dict[str, Any] = {}
-            fast: str | None = None  # the field of a unique `eq` filter (userName eq)
             if query.filter is not None:
                 expr = translate(query.filter, t.bound)
                 unique_eq = self._compiler.unique_eq(t, r, expr)
                 if unique_eq is not None:
-                    fast, condition, params = unique_eq
-                    if fast not in plan.unique_eq_pages or query.sort is not None:
-                        where.append(condition())
+                    _, condition, params = unique_eq
+                    where.append(condition())
                 else:
                     where.append(self._compiler.cond(t, r, expr))
 
@@ -405,8 +380,6 @@ class SQLAlchemyBackend:
                     counted = plan.prepared_count.first(conn)
                     assert counted is not None
                     return int(counted[0])
-                if unique_eq is not None and len(where) == 1:
-                    where.append(unique_eq[1]())
                 found: int = conn.execute(
                     sa.select(sa.func.count()).select_from(joined).where(*where), params
                 ).scalar_one()
@@ -432,69 +405,11 @@ class SQLAlchemyBackend:
                 return Page(total=total)
             params["page_offset"] = max(query.offset, 0)
             params["page_limit"] = min(query.count, _MAX_WINDOW)
-            if fast is not None and query.sort is None:
-                # `userName eq`: the statement compiled once per field, run on the cursor.
-                prepared = plan.unique_eq_pages.get(fast)
-                if prepared is None:
-                    prepared = Prepared(plan.window(where, order, total=True), plan.dialect)
-                    plan.unique_eq_pages[fast] = prepared
-                found: Sequence[Any] = prepared.rows(conn, **params)
-            else:
-                page = plan.window(where, order, total=total is None)
-                found = conn.execute(page, params).all()
+            page = plan.window(where, order, total=total is None)
+            found: Sequence[Any] = conn.execute(page, params).all()
             if not found:
                 return Page(total=count())
-            pks = []
-            rows: dict[Any, dict[str, Any]] = {}
-            bks: dict[str, Mapping[str, Any]] = {}
-            for values in found:
-                bk, row = plan.split(values)
-                pks.append(row["_pk"])
-                rows[row["_pk"]] = row
-                bks[bk["object_pk"]] = bk
-            return Page(
-                total=found[0][-1] if total is None else total,
-                resources=self._read_rows(conn, t, pks, bks=bks, rows=rows, owned=True),
-            )
-
-    def _index_page(
-        self, conn: sa.Connection, t: ModelType, plan: ReadPlan, query: SearchQuery
-    ) -> Page | None:
-        """A page without filter or sort, cut on the bookkeeping's index and joined with
-        the app's rows of the page only; None when the bookkeeping may hold rows the app
-        deleted (the join of every row then decides, and the total stays exact).
-
-        The bookkeeping is trusted when it has as many rows of the type as the app's table
-        (the test :meth:`_adopt` makes too: a row the app deleted beside one it inserted
-        below the largest key, both with raw SQL, is missed by both), and the page is
-        checked: a row of the window whose app row is gone sends the search to the join.
-        """
-        if query.filter is not None or query.sort is not None:
-            return None
-        counts = plan.prepared_sync.first(conn)
-        assert counts is not None
-        app_rows, kept, total = counts
-        if app_rows != kept:
-            return None
-        # RFC 7644 §3.4.2.4: an offset past the results is an empty page.
-        if query.count <= 0 or query.offset >= total:
-            return Page(total=total)
-        found = plan.prepared_index_page.rows(
-            conn, page_offset=max(query.offset, 0), page_limit=min(query.count, total)
-        )
-        if len(found) != min(query.count, total - max(query.offset, 0)):
-            return None
-        pks = []
-        rows: dict[Any, dict[str, Any]] = {}
-        bks: dict[str, Mapping[str, Any]] = {}
-        for values in found:
-            bk, row = plan.split(values)
-            pks.append(row["_pk"])
-            rows[row["_pk"]] = row
-            bks[bk["object_pk"]] = bk
-        return Page(
-            total=total, resources=self._read_rows(conn, t, pks, bks=bks, rows=rows, owned=True)
-        )
+            return self._page(conn, t, plan, found, found[0][-1] if total is None else total)
 
     def update(
         self,
@@ -724,11 +639,7 @@ class SQLAlchemyBackend:
                 if len(ids) == 1:
                     rows = plan.one.rows(conn, scim_id=ids[0])
                 else:
-                    rows = [
-                        tuple(row)
-                        for chunk in _chunks(ids)
-                        for row in conn.execute(plan.many, {"ids": list(chunk)})
-                    ]
+                    rows = [row for chunk in _chunks(ids) for row in plan.many(conn, chunk)]
                 for row in rows:
                     out.setdefault(row[0], []).append(plan.entry(row))
         for entries_list in out.values():
@@ -760,146 +671,7 @@ class SQLAlchemyBackend:
                     found[texts[t.pk_text(pk)]] = name
         return found
 
-    @contextmanager
-    def request_scope(self) -> Iterator[None]:
-        """Serve every call made inside this block (one request: a read, then the
-        ``groups_of`` of what it read, or a write) on one connection of the app's engine,
-        checked out at the first call and returned at the end (the ``request_scope``
-        capability of :mod:`scim2_core.backends`; :meth:`scim2_core.Engine.handle` enters
-        it around each request).
-
-        What a read writes (rows of the app adopted, versions moved) is committed when
-        that read ends (on PostgreSQL reads otherwise run without a transaction; on SQLite
-        they take none until they write); each write still commits its own transaction,
-        with its compare-and-set inside it (RFC 7644 §3.14).
-        On SQLite the block holds the process's write lock from its first call to its end,
-        as each call otherwise takes it in turn. Nested blocks of one thread are one.
-        """
-        local = self._local
-        if getattr(local, "scope", None) is not None:
-            yield
-            return
-        scope = _Scope()
-        local.scope = scope
-        try:
-            yield
-        except BaseException:
-            scope.close(commit=False)
-            raise
-        else:
-            scope.close(commit=True)
-        finally:
-            local.scope = None
-            if scope.locked:
-                self._write_lock.release()
-
-    # -- internals: connections, types, rows ----------------------------------------------
-
-    def _scoped(self) -> sa.Connection | None:
-        """The connection of the thread's request scope (checked out now if not yet), or
-        None outside one."""
-        scope: _Scope | None = getattr(self._local, "scope", None)
-        if scope is None:
-            return None
-        if scope.conn is None:
-            if self._sqlite:
-                self._write_lock.acquire()
-                scope.locked = True
-            scope.conn = self._reads.connect()
-        return scope.conn
-
-    def _wrote(self, conn: sa.Connection) -> None:
-        """A read is about to write on ``conn`` (adopt rows, move a version): on
-        PostgreSQL, open the transaction its writes share (the read ran without one); in a
-        request scope on SQLite, commit when the read ends rather than with the request."""
-        reading: _Reading | None = getattr(self._local, "reading", None)
-        if reading is None or reading.conn is not conn:
-            return  # a write's own transaction, or the app's (its ORM events)
-        if self._sqlite:
-            scope: _Scope | None = getattr(self._local, "scope", None)
-            if scope is not None:
-                scope.dirty = True
-        elif not reading.began:
-            reading.began = True
-            conn.exec_driver_sql("BEGIN")
-
-    @contextmanager
-    def _read(self) -> Iterator[sa.Connection]:
-        scoped = self._scoped()
-        if scoped is not None:
-            with self._reading(scoped) as reading:
-                yield scoped
-            if reading.began or reading.dirty():
-                scoped.commit()
-            return
-        # On SQLite a read may write (adopting rows, moving versions): it takes the write
-        # lock too, so that it never waits on a writer while holding a read lock.
-        with self._read_lock(), self._reads.connect() as conn:
-            with self._reading(conn):
-                yield conn
-            conn.commit()  # a read may adopt the app's new rows or move versions
-
-    @contextmanager
-    def _reading(self, conn: sa.Connection) -> Iterator[_Reading]:
-        """One read on ``conn``: what it wrote is committed at its end (on PostgreSQL with
-        the ``COMMIT`` of the transaction :meth:`_wrote` opened), or rolled back."""
-        reading = _Reading(conn, getattr(self._local, "scope", None))
-        self._local.reading = reading
-        try:
-            yield reading
-        except BaseException:
-            if reading.scope is not None:
-                reading.scope.dirty = False
-            if reading.began:
-                conn.exec_driver_sql("ROLLBACK")
-            conn.rollback()
-            raise
-        finally:
-            self._local.reading = None
-        if reading.began:
-            conn.exec_driver_sql("COMMIT")
-
-    @contextmanager
-    def _read_lock(self) -> Iterator[None]:
-        if self._sqlite:
-            with self._write_lock:
-                yield
-        else:
-            yield
-
-    @contextmanager
-    def _write(self) -> Iterator[sa.Connection]:
-        scoped = self._scoped()
-        if scoped is not None:
-            # The scope's reads end first (their transaction holds no lock a write waits
-            # for); the write is a transaction of its own on the same connection.
-            if scoped.in_transaction():
-                scoped.commit()
-            if not self._sqlite:
-                # The scope's connection reads without a transaction: the write opens one.
-                with self._write_lock:
-                    scoped.exec_driver_sql("BEGIN")
-                    try:
-                        yield scoped
-                    except BaseException:
-                        scoped.exec_driver_sql("ROLLBACK")
-                        raise
-                    scoped.exec_driver_sql("COMMIT")
-                return
-            with self._write_lock, scoped.begin():
-                self._lock_sqlite(scoped)
-                yield scoped
-            return
-        with self._write_lock, self.engine.begin() as conn:
-            self._lock_sqlite(conn)
-            yield conn
-
-    def _lock_sqlite(self, conn: sa.Connection) -> None:
-        if self._sqlite:
-            # A deferred SQLite transaction reads before it locks: write first (to the
-            # backend's own table), so the whole read-then-write holds the write lock.
-            s = self._tables.schema
-            conn.execute(sa.update(s).values(version=s.c.version))
+    # -- internals: tenants, types, locks ----------------------------------------------------
 
     def _tenant(self, tenant: str | None) -> None:
         check_tenant(tenant)
@@ -915,827 +687,3 @@ class SQLAlchemyBackend:
         if t is None or t.bm is None:
             raise ConfigurationError(f"SQLAlchemyBackend has no mapping for {rt.name!r}.")
         return t
-
-    def _groups_holding(self, member: ModelType) -> list[ModelType]:
-        return [
-            g
-            for g in self._types.values()
-            if g.relation is not None and g.relation.member_type == member.name
-        ]
-
-    def _lock(
-        self, conn: sa.Connection, t: ModelType, id: str
-    ) -> tuple[Mapping[str, Any], Any, dict[str, Any]]:
-        """The bookkeeping row, the primary key and the app's row of ``id`` (one
-        statement, joined), both rows locked for the write; 404 if either is gone (the
-        bookkeeping of a row the app deleted goes in :meth:`_adopt`)."""
-        plan = self._plans[t.name]
-        found = plan.prepared_lock.first(conn, scim_id=id)
-        if found is None:
-            raise NotFoundError(f"{t.name} {id!r} not found.")
-        bk, row = plan.split(found)
-        return bk, row["_pk"], row
-
-    def _select_fields(self, t: ModelType) -> list[Any]:
-        return [t.pk.label("_pk"), *(col.label(name) for name, col in t.columns.items())]
-
-    def _stored_row(self, conn: sa.Connection, t: ModelType, pk: Any) -> dict[str, Any]:
-        row = conn.execute(sa.select(*self._select_fields(t)).where(t.pk == pk)).first()
-        return dict(row._mapping) if row is not None else {}
-
-    def _row_hash(self, conn: sa.Connection, t: ModelType, pk: Any) -> str:
-        return _hash(self._stored_row(conn, t, pk), t.hash_fields)
-
-    def _adopt(self, conn: sa.Connection, t: ModelType) -> None:
-        """Give the app's rows without bookkeeping (inserted by the app) an id and version;
-        forget the bookkeeping of rows the app deleted.
-
-        With an integer primary key, each call compares the largest key of the app's table
-        with the largest adopted one (two index probes) and adopts the rows above it; the
-        full check (counting both sides, anti-joins only when the counts differ) runs at
-        most once a second per type, for rows written below that key or deleted.
-        """
-        tb = self._tables
-        r = tb.resource
-        if t.int_pk:
-            moment = time.monotonic()
-            if moment - t.checked < _FULL_CHECK_SECONDS:
-                largest = self._plans[t.name].prepared_largest_keys.first(conn)
-                assert largest is not None
-                app_max, kept_max = largest
-                if app_max is None or (kept_max is not None and app_max <= kept_max):
-                    return
-                k = r.alias()
-                above = sa.select(*self._select_fields(t)).where(
-                    ~sa.exists(sa.select(sa.literal(1)).where(self._compiler.owner(t, k, t.pk)))
-                )
-                if kept_max is not None:
-                    above = above.where(t.pk > kept_max)
-                self._adopt_rows(conn, t, [dict(row._mapping) for row in conn.execute(above)])
-                return
-            t.checked = moment
-        rows, kept = conn.execute(self._plans[t.name].counts).one()
-        if rows == kept:
-            return
-        if kept > rows:
-            gone = sa.select(r.c.id).where(
-                r.c.resource_type == t.name,
-                ~sa.exists(sa.select(sa.literal(1)).where(self._compiler.owner(t, r, t.pk))),
-            )
-            ids = list(conn.execute(gone).scalars())
-            if ids:
-                self._wrote(conn)
-            for chunk in _chunks(ids):
-                conn.execute(sa.delete(tb.value).where(tb.value.c.resource_id.in_(chunk)))
-                conn.execute(sa.delete(tb.unique).where(tb.unique.c.resource_id.in_(chunk)))
-                conn.execute(sa.delete(tb.display).where(tb.display.c.resource_id.in_(chunk)))
-                conn.execute(sa.delete(r).where(r.c.id.in_(chunk)))
-        k = r.alias()
-        missing = [
-            dict(row._mapping)
-            for row in conn.execute(
-                sa.select(*self._select_fields(t)).where(
-                    ~sa.exists(sa.select(sa.literal(1)).where(self._compiler.owner(t, k, t.pk)))
-                )
-            )
-        ]
-        self._adopt_rows(conn, t, missing)
-
-    def _adopt_rows(
-        self, conn: sa.Connection, t: ModelType, missing: Sequence[Mapping[str, Any]]
-    ) -> None:
-        """Bookkeeping for app rows (``_select_fields`` rows) that have none."""
-        if not missing:
-            return
-        self._wrote(conn)
-        r = self._tables.resource
-        when = now()
-        for chunk in _chunks(missing):
-            conn.execute(
-                sa.insert(r),
-                [
-                    {
-                        "scim_id": str(uuid.uuid4()),
-                        "resource_type": t.name,
-                        "object_pk": t.pk_text(row["_pk"]),
-                        "object_int": row["_pk"] if t.int_pk else None,
-                        "version": 1,
-                        "created": when,
-                        "last_modified": when,
-                        "content_hash": _hash(row, t.hash_fields),
-                        "extras": {},
-                        "deleted": False,
-                    }
-                    for row in chunk
-                ],
-            )
-        if t.uniques:
-            for row in missing:
-                rid = conn.execute(
-                    sa.select(r.c.id).where(
-                        r.c.resource_type == t.name, r.c.object_pk == t.pk_text(row["_pk"])
-                    )
-                ).scalar_one()
-                self._write_uniques(conn, t, rid, t.bound.read(row, {}), strict=False)
-
-    # -- the app's changes through its ORM session -------------------------------------------
-
-    def _listen(self) -> None:
-        """Follow the app's ORM writes of mapped models, in the app's own transaction: an
-        inserted row gets its id at once, an updated one a new version, a deleted one
-        leaves SCIM. (Writes that bypass the ORM's unit of work, such as bulk
-        ``update()`` statements or raw SQL, are found by the next read instead.)"""
-        for t in self._types.values():
-            for name, handler in (
-                ("after_insert", self._on_app_insert),
-                ("after_update", self._on_app_update),
-                ("after_delete", self._on_app_delete),
-            ):
-                sa.event.listen(t.model, name, handler, propagate=True)
-
-    def _app_type(self, mapper: Any) -> ModelType | None:
-        for t in self._types.values():
-            if t.bm is not None and mapper.local_table is t.table:
-                return t
-        return None
-
-    def _on_app_insert(self, mapper: Any, conn: sa.Connection, target: Any) -> None:
-        t = self._app_type(mapper)
-        if t is None:
-            return
-        pk = mapper.primary_key_from_instance(target)[0]
-        r = self._tables.resource
-        known = conn.execute(
-            sa.select(r.c.id).where(r.c.resource_type == t.name, r.c.object_pk == t.pk_text(pk))
-        ).first()
-        if known is None:
-            self._adopt_rows(conn, t, [self._stored_row(conn, t, pk)])
-
-    def _on_app_update(self, mapper: Any, conn: sa.Connection, target: Any) -> None:
-        t = self._app_type(mapper)
-        if t is None:
-            return
-        pk = mapper.primary_key_from_instance(target)[0]
-        r = self._tables.resource
-        found = conn.execute(
-            sa.select(r).where(r.c.resource_type == t.name, r.c.object_pk == t.pk_text(pk))
-        ).first()
-        row = self._stored_row(conn, t, pk)
-        if found is None:
-            self._adopt_rows(conn, t, [row])
-            return
-        bk = _dict(found)
-        digest = _hash(row, t.hash_fields)
-        if digest != bk["content_hash"]:
-            self._app_changed(conn, t, bk, row, digest)
-
-    def _on_app_delete(self, mapper: Any, conn: sa.Connection, target: Any) -> None:
-        t = self._app_type(mapper)
-        if t is None:
-            return
-        pk = mapper.primary_key_from_instance(target)[0]
-        tb = self._tables
-        r = tb.resource
-        ids = list(
-            conn.execute(
-                sa.select(r.c.id).where(r.c.resource_type == t.name, r.c.object_pk == t.pk_text(pk))
-            ).scalars()
-        )
-        for child in (tb.value, tb.unique, tb.display):
-            conn.execute(sa.delete(child).where(child.c.resource_id.in_(ids)))
-        conn.execute(sa.delete(r).where(r.c.id.in_(ids)))
-
-    # One pass that joins a page's app rows, bookkeeping and members, each part read only
-    # when the caller does not already hold it (the optional arguments): the branches are
-    # those parts. Splitting it is on the list with the read-path speed work.
-    def _read_rows(  # noqa: C901
-        self,
-        conn: sa.Connection,
-        t: ModelType,
-        pks: Sequence[Any],
-        *,
-        bks: Mapping[str, Mapping[str, Any]] | None = None,
-        rows: dict[Any, dict[str, Any]] | None = None,
-        members: dict[Any, list[tuple[int, dict[str, Any]]]] | None = None,
-        refresh: bool = True,
-        owned: bool = False,
-    ) -> list[dict[str, Any]]:
-        """The resources of the app's rows ``pks`` (in that order; missing ones skipped).
-        With ``owned``, the rows and bookkeeping given are the caller's to give away (just
-        read): their extras become the resources instead of being copied.
-
-        With ``refresh``, a row whose mapped columns no longer have the hash SCIM last saw
-        was changed by the app: its version and lastModified move first (RFC 7644 §3.14).
-        """
-        if not pks:
-            return []
-        r = self._tables.resource
-        if rows is None:
-            rows = self._rows(conn, t, pks)
-        if bks is None:
-            found: dict[str, Mapping[str, Any]] = {}
-            for chunk in _chunks([t.pk_text(pk) for pk in rows]):
-                for kept in conn.execute(
-                    sa.select(r).where(
-                        r.c.resource_type == t.name,
-                        r.c.object_pk.in_(chunk),
-                        r.c.deleted == sa.false(),
-                    )
-                ):
-                    found[kept.object_pk] = _dict(kept)
-            bks = found
-        displays: dict[tuple[Any, str], str] = {}
-        fresh_members = members is None  # read here: their dicts are ours to give
-        if t.relation is not None:
-            if members is None:
-                members = self._members_of(conn, t, list(rows))
-            if members:
-                d = self._tables.display
-                rids = [bk["id"] for bk in bks.values()]
-                for chunk in _chunks(rids):
-                    for rid, member_id, display in conn.execute(
-                        sa.select(d.c.resource_id, d.c.member_id, d.c.display).where(
-                            d.c.resource_id.in_(chunk)
-                        )
-                    ).all():
-                        displays[(rid, member_id)] = display
-        out = []
-        for pk in pks:
-            values = rows.get(pk)
-            bk = bks.get(t.pk_text(pk)) if values is not None else None
-            if values is None or bk is None:
-                continue
-            row = values
-            if refresh:
-                digest = _hash(row, t.hash_fields)
-                if digest != bk["content_hash"]:
-                    bk = self._app_changed(conn, t, bk, row, digest)
-            meta = dict(bk["extras"].get("meta") or {})
-            resource = t.bound.read(*_visible(row, bk["extras"]), owned=owned)
-            resource["id"] = bk["scim_id"]
-            if t.relation is not None and members and members.get(pk):
-                listed = [m for _, m in members[pk]]
-                resource["members"] = listed if fresh_members else [dict(m) for m in listed]
-                if displays:
-                    rid = bk["id"]
-                    for m in resource["members"]:
-                        display = displays.get((rid, m["value"]))
-                        if display is not None:
-                            m["display"] = display
-            meta.setdefault("resourceType", t.name)
-            meta["created"] = bk["created"]
-            meta["lastModified"] = bk["last_modified"]
-            meta["version"] = _version(bk["version"])
-            resource["meta"] = meta
-            out.append(resource)
-        return out
-
-    def _rows(
-        self, conn: sa.Connection, t: ModelType, pks: Sequence[Any]
-    ) -> dict[Any, dict[str, Any]]:
-        """``{pk: {"_pk": pk, field: value...}}`` of the app's rows ``pks``."""
-        out: dict[Any, dict[str, Any]] = {}
-        fields = self._select_fields(t)
-        for chunk in _chunks(list(pks)):
-            result = conn.execute(sa.select(*fields).where(t.pk.in_(chunk)))
-            keys = list(result.keys())
-            for values in result:
-                row = dict(zip(keys, values, strict=True))
-                out[row["_pk"]] = row
-        return out
-
-    def _app_changed(
-        self,
-        conn: sa.Connection,
-        t: ModelType,
-        bk: Mapping[str, Any],
-        row: Mapping[str, Any],
-        digest: str,
-    ) -> Mapping[str, Any]:
-        self._wrote(conn)
-        r = self._tables.resource
-        when = now()
-        done = conn.execute(
-            sa.update(r)
-            .where(r.c.id == bk["id"], r.c.content_hash == bk["content_hash"])
-            .values(version=r.c.version + 1, last_modified=when, content_hash=digest)
-        ).rowcount
-        if done and t.uniques:
-            resource = t.bound.read(*_visible(row, bk["extras"]))
-            self._write_uniques(conn, t, bk["id"], resource, replace=True, strict=False)
-        fresh = conn.execute(sa.select(r).where(r.c.id == bk["id"])).first()
-        out: Mapping[str, Any] = _dict(fresh) if fresh is not None else bk
-        return out
-
-    def _members_of(
-        self,
-        conn: sa.Connection,
-        t: ModelType,
-        group_pks: list[Any],
-        *,
-        only: list[str] | None = None,
-    ) -> dict[Any, list[tuple[int, dict[str, Any]]]]:
-        """``{group pk: [(order, {"value": id, "type": member type}), ...]}``, ordered by
-        the members' bookkeeping rows (``order``); with ``only``, just the members whose
-        SCIM id is one of those (an index probe each, not the whole group)."""
-        rel = t.relation
-        assert rel is not None
-        member_t = self._types[rel.member_type]
-        r = self._tables.resource
-        out: dict[Any, list[tuple[int, dict[str, Any]]]] = {}
-        if not group_pks:
-            return out
-        if only is not None and len(only) > _CHUNK:
-            # Many ids named: read the group, keep theirs.
-            named = set(only)
-            return {
-                gpk: [e for e in entries if e[1]["value"] in named]
-                for gpk, entries in self._members_of(conn, t, group_pks).items()
-            }
-        if only is None:
-            self._adopt(conn, member_t)
-            one = self._member_reads.get(t.name)
-            if one is not None and len(group_pks) == 1:  # a read of one group
-                gpk = group_pks[0]
-                kind = rel.member_type
-                rows = one.rows(conn, gpk=gpk)
-                if rows:
-                    out[gpk] = [(rid, {"value": sid, "type": kind}) for rid, sid in rows]
-                return out
-        elif not only:
-            return out
-        for chunk in _chunks(group_pks):
-            q = (
-                sa.select(rel.group_col, r.c.id, r.c.scim_id)
-                .select_from(rel.table.join(r, self._compiler.owner(member_t, r, rel.member_col)))
-                .where(rel.group_col.in_(chunk), r.c.deleted == sa.false())
-                .order_by(r.c.id)
-            )
-            if only is not None:
-                q = q.where(r.c.scim_id.in_(only))
-            kind = rel.member_type
-            for gpk, rid, scim_id in conn.execute(q).all():  # one fetch, not one per row
-                out.setdefault(gpk, []).append((rid, {"value": scim_id, "type": kind}))
-        return out
-
-    def _entries(
-        self, conn: sa.Connection, t: ModelType, ids: list[str]
-    ) -> list[tuple[int, dict[str, Any]]]:
-        """``_members_of``'s entries of the members ``ids``."""
-        rel = t.relation
-        assert rel is not None
-        r = self._tables.resource
-        out = []
-        for chunk in _chunks(ids):
-            q = sa.select(r.c.id, r.c.scim_id).where(
-                r.c.scim_id.in_(chunk), r.c.resource_type == rel.member_type
-            )
-            for rid, scim_id in conn.execute(q):
-                out.append((rid, {"value": scim_id, "type": rel.member_type}))
-        return out
-
-    def _stored_members(
-        self, conn: sa.Connection, t: ModelType, pk: Any, only: list[str] | None
-    ) -> tuple[
-        dict[Any, list[tuple[int, dict[str, Any]]]], dict[str, tuple[int, Any, bool]] | None
-    ]:
-        """The members ``change`` sees (``_members_of``'s shape: all, or those of ``only``)
-        and, when ``only`` names few, :meth:`_named_members` of them (else None)."""
-        rel = t.relation
-        if rel is None:
-            return {}, None
-        if only is None or len(only) > _CHUNK:
-            return self._members_of(conn, t, [pk], only=only), None
-        named = self._named_members(conn, t, pk, only)
-        inside = sorted(
-            (rid, {"value": mid, "type": rel.member_type})
-            for mid, (rid, _, held) in named.items()
-            if held
-        )
-        return ({pk: inside} if inside else {}), named
-
-    def _named_members(
-        self, conn: sa.Connection, t: ModelType, group_pk: Any, ids: Sequence[str]
-    ) -> dict[str, tuple[int, Any, bool]]:
-        """``{member id: (bookkeeping row id, app pk, in the group)}`` of the live
-        resources of the member type among ``ids`` (at most ``_CHUNK``): one statement,
-        an index probe per id, whatever the size of the group."""
-        rel = t.relation
-        assert rel is not None
-        if not ids:
-            return {}
-        member_t = self._types[rel.member_type]
-        r = self._tables.resource
-        held = rel.table.alias("held")
-        on_member = held.c[rel.member_col.key] == member_t.pk
-        q = (
-            sa.select(r.c.scim_id, r.c.id, member_t.pk, held.c[rel.group_col.key])
-            .select_from(
-                r.join(member_t.table, self._compiler.owner(member_t, r, member_t.pk)).outerjoin(
-                    held, sa.and_(on_member, held.c[rel.group_col.key] == group_pk)
-                )
-            )
-            .where(r.c.scim_id.in_(list(ids)), r.c.deleted == sa.false())
-        )
-        return {
-            scim_id: (rid, pk, in_group is not None)
-            for scim_id, rid, pk, in_group in conn.execute(q)
-        }
-
-    def _member_pks(
-        self, conn: sa.Connection, t: ModelType, ids: Iterable[str], *, strict: bool = True
-    ) -> dict[str, Any]:
-        """``{member id: app pk}``; with ``strict``, 400 ``invalidValue`` for ids that are
-        not live resources of the member type (RFC 7643 §4.2: "Identifier of the member")."""
-        rel = t.relation
-        assert rel is not None
-        ids = list(dict.fromkeys(ids))
-        if not ids:
-            return {}
-        member_t = self._types[rel.member_type]
-        r = self._tables.resource
-        pks: dict[str, Any] = {}
-        for chunk in _chunks(ids):
-            q = (
-                sa.select(r.c.scim_id, member_t.pk)
-                .select_from(r.join(member_t.table, self._compiler.owner(member_t, r, member_t.pk)))
-                .where(r.c.scim_id.in_(chunk), r.c.deleted == sa.false())
-            )
-            pks.update((scim_id, pk) for scim_id, pk in conn.execute(q))
-        missing = [id for id in ids if id not in pks]
-        if missing and strict:
-            shown = ", ".join(sorted(missing)[:5]) + (" ..." if len(missing) > 5 else "")
-            other = conn.execute(
-                sa.select(sa.func.count())
-                .select_from(r)
-                .where(r.c.scim_id.in_(missing[:_CHUNK]), r.c.resource_type != rel.member_type)
-            ).scalar_one()
-            if other:
-                raise InvalidValueError(
-                    f"Members of this group must be {rel.member_type} resources "
-                    f"(the relation holds only those): {shown}."
-                )
-            raise missing_members_error(missing)
-        return pks
-
-    def _write_displays(
-        self, conn: sa.Connection, rid: Any, old: Mapping[str, str], new: Mapping[str, str]
-    ) -> None:
-        """Write only the members' ``display`` values that changed."""
-        d = self._tables.display
-        gone = [m for m, text in old.items() if new.get(m) != text]
-        for chunk in _chunks(gone):
-            conn.execute(sa.delete(d).where(d.c.resource_id == rid, d.c.member_id.in_(chunk)))
-        fresh = [
-            {"resource_id": rid, "member_id": m, "display": text}
-            for m, text in new.items()
-            if old.get(m) != text
-        ]
-        if fresh:
-            conn.execute(sa.insert(d), fresh)
-
-    def _add_members(
-        self, conn: sa.Connection, t: ModelType, group_pk: Any, member_pks: list[Any]
-    ) -> None:
-        """Insert the association rows of ``member_pks``, members the caller read to be
-        outside the group (in its write's transaction)."""
-        rel = t.relation
-        assert rel is not None
-        rows = [
-            {rel.group_col.key: group_pk, rel.member_col.key: pk}
-            for pk in dict.fromkeys(member_pks)
-        ]
-        if rows:
-            conn.execute(sa.insert(rel.table), rows)
-
-    def _remove_members(
-        self, conn: sa.Connection, t: ModelType, group_pk: Any, member_pks: list[Any]
-    ) -> None:
-        rel = t.relation
-        assert rel is not None
-        for chunk in _chunks(member_pks):
-            conn.execute(
-                sa.delete(rel.table).where(rel.group_col == group_pk, rel.member_col.in_(chunk))
-            )
-
-    def _touch(self, conn: sa.Connection, type_name: str, pks: list[Any], when: str) -> None:
-        """A membership changed: the member (or group) gets a new version and lastModified
-        (RFC 7644 §3.14: ``groups`` is part of a User's representation)."""
-        t = self._types.get(type_name)
-        if t is None or not pks or t.bm is None:
-            return
-        if t.bm.rt.schema.attribute("groups") is None and t.relation is None:
-            return
-        r = self._tables.resource
-        for chunk in _chunks([t.pk_text(pk) for pk in pks]):
-            conn.execute(
-                sa.update(r)
-                .where(
-                    r.c.resource_type == type_name,
-                    r.c.object_pk.in_(chunk),
-                    r.c.deleted == sa.false(),
-                )
-                .values(version=r.c.version + 1, last_modified=when)
-            )
-
-    # -- internals: writing the app's row ------------------------------------------------
-
-    def _assign(
-        self,
-        t: ModelType,
-        stored: Mapping[str, Any] | None,
-        values: Mapping[str, Any],
-        *,
-        unset: dict[str, Any],
-    ) -> dict[str, Any]:
-        """The column values to write (all on create, the changed ones on update); 400
-        ``invalidValue`` naming the SCIM attribute for a value the column cannot hold.
-
-        A column that cannot hold "no value" (a ``NOT NULL`` boolean with a default) gets
-        its default; ``unset`` records it, so that reading gives the attribute back
-        unassigned while the app sees the column as written (RFC 7643 §2.5).
-        """
-        out: dict[str, Any] = {}
-        by_field = {f.field: f for f in t.bound.fields}
-        for name, value in values.items():
-            col = t.columns[name]
-            label = by_field[name].label
-            if value is None:
-                if col.nullable:
-                    value = None
-                elif is_text(col):
-                    value = ""
-                elif col.default is not None and getattr(col.default, "is_scalar", False):
-                    value = col.default.arg  # type: ignore[attr-defined]
-                    unset[name] = value
-                else:
-                    raise InvalidValueError(f"A value of {label!r} is required here.")
-            else:
-                value = _fit(col, value, label)
-            if stored is None or stored.get(name) != value:
-                out[col.key] = value
-        return out
-
-    def _insert(self, conn: sa.Connection, t: ModelType, row: dict[str, Any]) -> Any:
-        try:
-            result = conn.execute(sa.insert(t.table).values(**row))
-        except IntegrityError:
-            # The app's own unique constraints hold too.
-            raise UniquenessError(
-                f"A value of this {t.name} is already in use ({t.model_name})."
-            ) from None
-        except (DBAPIError, StatementError):
-            raise InvalidValueError(f"A value of this {t.name} does not fit its table.") from None
-        pk = result.inserted_primary_key
-        assert pk is not None
-        return pk[0]
-
-    def _update_row(self, conn: sa.Connection, t: ModelType, pk: Any, row: dict[str, Any]) -> None:
-        try:
-            conn.execute(sa.update(t.table).where(t.pk == pk).values(**row))
-        except IntegrityError:
-            raise UniquenessError(
-                f"A value of this {t.name} is already in use ({t.model_name})."
-            ) from None
-        except (DBAPIError, StatementError):
-            raise InvalidValueError(f"A value of this {t.name} does not fit its table.") from None
-
-    def _check_columns_unique(
-        self, conn: sa.Connection, t: ModelType, resource: Mapping[str, Any], exclude_pk: Any
-    ) -> None:
-        """Unique attributes held by columns: also compare with the app's own rows (which
-        may predate the bookkeeping), case-insensitively unless caseExact."""
-        for u in t.uniques:
-            if u.field is None:
-                continue
-            col = t.columns[u.field]
-            for key in u.keys(resource):
-                lhs: Any = col if u.ref.target.case_exact else sa.func.lower(col)
-                q = sa.select(t.pk).where(lhs == key)
-                if exclude_pk is not None:
-                    q = q.where(t.pk != exclude_pk)
-                # rows hidden from SCIM (deleted, deactivated) still hold their values
-                if conn.execute(q.limit(1)).first() is not None:
-                    raise UniquenessError(f"The value of {u.label!r} is already in use.")
-
-    def _write_uniques(
-        self,
-        conn: sa.Connection,
-        t: ModelType,
-        rid: Any,
-        resource: Mapping[str, Any],
-        *,
-        replace: bool = False,
-        strict: bool = True,
-    ) -> None:
-        """RFC 7643 §7 "uniqueness": "server" — "The value SHOULD be unique within the
-        context of the current SCIM endpoint"; the unique constraint decides races."""
-        u_t = self._tables.unique
-        if replace:
-            conn.execute(sa.delete(u_t).where(u_t.c.resource_id == rid))
-        rows = [
-            {"resource_id": rid, "resource_type": t.name, "attribute": u.label, "value": k[:255]}
-            for u in t.uniques
-            for k in u.keys(resource)
-        ]
-        if not rows:
-            return
-        if not strict:
-            for row in rows:
-                taken = conn.execute(
-                    sa.select(u_t.c.id).where(
-                        u_t.c.resource_type == row["resource_type"],
-                        u_t.c.attribute == row["attribute"],
-                        u_t.c.value == row["value"],
-                    )
-                ).first()
-                if taken is None:
-                    conn.execute(sa.insert(u_t).values(**row))
-            return
-        try:
-            conn.execute(sa.insert(u_t), rows)
-        except IntegrityError:
-            label = t.uniques[0].label if len(t.uniques) == 1 else "a unique attribute"
-            raise UniquenessError(f"The value of {label!r} is already in use.") from None
-
-    def _write_values(
-        self,
-        conn: sa.Connection,
-        t: ModelType,
-        rid: Any,
-        extras: Mapping[str, Any],
-        *,
-        replace: bool = False,
-    ) -> None:
-        v_t = self._tables.value
-        if replace:
-            conn.execute(sa.delete(v_t).where(v_t.c.resource_id == rid))
-        blank = {"position": 0, "text": None, "folded": None, "number": None, "flag": None}
-        rows: list[dict[str, Any]] = [
-            {
-                **blank,
-                "resource_id": rid,
-                "key": UNSET,
-                "sub": name,
-                marker_column(t.columns[name]): value,
-            }
-            for name, value in (extras.get(UNSET) or {}).items()
-            if name in t.columns
-        ]
-        for leaf in t.bound.leaves({k: v for k, v in extras.items() if k != UNSET}):
-            v = leaf.value
-            text = v if isinstance(v, str) else None
-            rows.append(
-                {
-                    "resource_id": rid,
-                    "key": leaf.key[:255],
-                    "sub": leaf.sub,
-                    "position": leaf.index,
-                    "text": text,
-                    "folded": text.lower() if text is not None else None,
-                    "number": float(v)
-                    if isinstance(v, (int, float)) and not isinstance(v, bool)
-                    else None,
-                    "flag": v if isinstance(v, bool) else None,
-                }
-            )
-        if rows:
-            conn.execute(sa.insert(v_t), rows)
-
-
-class _Reading:
-    """One read of the backend (:meth:`SQLAlchemyBackend._reading`)."""
-
-    __slots__ = ("began", "conn", "scope")
-
-    def __init__(self, conn: sa.Connection, scope: _Scope | None) -> None:
-        self.conn = conn
-        self.scope = scope
-        self.began = False  # PostgreSQL: the read opened a transaction to write
-
-    def dirty(self) -> bool:
-        """SQLite in a request scope: the read wrote (commit it when it ends)."""
-        scope = self.scope
-        if scope is None or not scope.dirty:
-            return False
-        scope.dirty = False
-        return True
-
-
-class _Scope:
-    """One request's connection (:meth:`SQLAlchemyBackend.request_scope`)."""
-
-    __slots__ = ("conn", "dirty", "locked")
-
-    def __init__(self) -> None:
-        self.conn: sa.Connection | None = None
-        self.dirty = False  # a read wrote: commit when it ends
-        self.locked = False  # holds the backend's write lock (SQLite)
-
-    def close(self, *, commit: bool) -> None:
-        conn = self.conn
-        if conn is None:
-            return
-        try:
-            if conn.in_transaction():
-                if commit:
-                    conn.commit()
-                else:
-                    conn.rollback()
-        finally:
-            conn.close()
-
-
-def _split(t: ModelType, resource: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """``t.bound.write(resource)`` (a converter refusing a value is 400 ``invalidValue``
-    naming its attribute there)."""
-    return t.bound.write(resource)
-
-
-def _fit(col: sa.Column[Any], value: Any, label: str) -> Any:
-    """``value`` checked against the column's type: 400 ``invalidValue`` naming the
-    attribute if it cannot be stored (RFC 7644 §3.12 Table 9: "The attribute value [...] is
-    incompatible with the [...] schema")."""
-    kind = col.type
-    bad = InvalidValueError(f"The value of {label!r} is not valid here.")
-    if isinstance(kind, sa.Boolean):
-        if not isinstance(value, bool):
-            raise bad
-    elif isinstance(kind, sa.Integer):
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise bad
-        bits = (
-            16
-            if isinstance(kind, sa.SmallInteger)
-            else 64
-            if isinstance(kind, sa.BigInteger)
-            else 32
-        )
-        if not -(2 ** (bits - 1)) <= value < 2 ** (bits - 1):
-            raise InvalidValueError(f"The value of {label!r} is out of range here.")
-    elif isinstance(kind, (sa.Float, sa.Numeric)):
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise bad
-    elif isinstance(kind, sa.String):
-        if not isinstance(value, str):
-            raise bad
-        if kind.length is not None and len(value) > kind.length:
-            raise InvalidValueError(
-                f"The value of {label!r} is too long here (at most {kind.length} characters)."
-            )
-        if "\x00" in value:
-            raise bad
-    return value
-
-
-def _member_ids(resource: Mapping[str, Any]) -> list[str]:
-    members = resource.get("members")
-    if not isinstance(members, list):
-        return []
-    out = [m["value"] for m in members if isinstance(m, dict) and isinstance(m.get("value"), str)]
-    return list(dict.fromkeys(out))
-
-
-def _displays(resource: Mapping[str, Any]) -> dict[str, str]:
-    """``{member id: display}`` of the members that have a ``display``."""
-    members = resource.get("members")
-    out: dict[str, str] = {}
-    if isinstance(members, list):
-        for m in members:
-            if isinstance(m, dict) and isinstance(m.get("value"), str):
-                display = m.get("display")
-                if isinstance(display, str):
-                    out[m["value"]] = display
-    return out
-
-
-def _visible(
-    row: Mapping[str, Any], extras: Mapping[str, Any]
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """``(column values, extras)`` to read: a column still holding the default it got for
-    an unassigned attribute reads as unassigned."""
-    values = dict(row)
-    rest = dict(extras)
-    unset = rest.pop(UNSET, None)
-    if isinstance(unset, dict):
-        for name, default in unset.items():
-            if values.get(name) == default:
-                values[name] = None
-    return values, rest
-
-
-def _strip_meta(extras: Mapping[str, Any], unset: Mapping[str, Any]) -> dict[str, Any]:
-    """The extras to store: ``meta`` without what the bookkeeping columns hold, and the
-    defaults given to unassigned attributes (see :func:`_visible`)."""
-    out = dict(extras)
-    kept_unset = {k: v for k, v in unset.items() if isinstance(v, (bool, int, float, str))}
-    if kept_unset:
-        out[UNSET] = kept_unset
-    meta = out.get("meta")
-    if isinstance(meta, dict):
-        kept = {k: v for k, v in meta.items() if k not in ("version", "created", "lastModified")}
-        if kept:
-            out["meta"] = kept
-        else:
-            del out["meta"]
-    return out

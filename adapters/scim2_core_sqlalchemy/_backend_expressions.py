@@ -40,7 +40,7 @@ from scim2_core.mapping import (
 from scim2_core.schema import Attribute, parse_datetime
 
 from ._backend_tables import Tables
-from ._models import ModelType
+from ._models import ModelType, Unique
 
 #: The extras' key recording columns given their default for an unassigned attribute.
 UNSET: Final = "$unset"
@@ -159,10 +159,10 @@ class Compiler:
             raise Untranslatable(f"Operator {test.op!r} does not apply to this attribute.")
         return sa.and_(guard, _order(col, test.op, sa.literal(python, col.type)))
 
-    def unique_probe(self, mt: ModelType, r: Any, test: Cmp | Assigned | Present) -> Any:
-        """For ``eq`` on a unique attribute a column holds (``userName``): the rows whose
-        value is in the unique index, one index probe instead of a scan of the app's table
-        (the column is tested as well). None where it does not apply."""
+    def _probe_unique(self, mt: ModelType, test: Cmp | Assigned | Present) -> Unique | None:
+        """The unique attribute of an ``eq`` that :meth:`unique_probe` can answer with an
+        index probe (a string value a unique column holds without converter), else None.
+        Builds no statement: :meth:`unique_eq` asks it on every ``userName eq``."""
         if not isinstance(test, Cmp) or test.op != "eq" or not isinstance(test.value, str):
             return None
         assert isinstance(test.target, Column)
@@ -173,6 +173,17 @@ class Compiler:
         bound = next((f for f in mt.bound.fields if f.field == field), None)
         if bound is None or bound.to_model is not None:
             return None
+        return u
+
+    def unique_probe(self, mt: ModelType, r: Any, test: Cmp | Assigned | Present) -> Any:
+        """For ``eq`` on a unique attribute a column holds (``userName``): the rows whose
+        value is in the unique index, one index probe instead of a scan of the app's table
+        (the column is tested as well). None where it does not apply."""
+        u = self._probe_unique(mt, test)
+        if u is None:
+            return None
+        assert isinstance(test, Cmp)
+        assert isinstance(test.value, str)
         key = test.value if u.ref.target.case_exact else test.value.lower()
         ut = self.t.unique
         ids = sa.select(ut.c.resource_id).where(
@@ -192,14 +203,14 @@ class Compiler:
         None for any other filter."""
         if not isinstance(expr, Cmp) or not isinstance(expr.target, Column):
             return None
-        if self.unique_probe(mt, r, expr) is None:
+        u = self._probe_unique(mt, expr)
+        if u is None:
             return None
         field = expr.target.field
         col = mt.columns[field]
         attr = expr.target.attribute
         if not is_text(col) or attr.type not in ("string", "reference"):
             return None
-        u = next(u for u in mt.uniques if u.field == field)
         value = expr.value
         assert isinstance(value, str)
         exact = attr.case_exact

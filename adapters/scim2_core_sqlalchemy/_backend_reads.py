@@ -39,19 +39,22 @@ class Prepared:
         #: The values of the statement's own bound literals, by parameter name.
         self.fixed: dict[str, Any] = dict(compiled.params)
         self.order = tuple(compiled.positiontup or ()) if compiled.positional else None
-        self.procs = tuple(
+        procs = (
             c.type.dialect_impl(dialect).result_processor(dialect, None)
             for c in stmt.selected_columns
         )
+        #: ``(position, processor)`` of the columns that have one (on SQLite, the JSON and
+        #: boolean ones): the other values are used as the driver gives them.
+        self.procs = tuple((i, p) for i, p in enumerate(procs) if p is not None)
 
-    def first(self, conn: sa.Connection, **params: Any) -> tuple[Any, ...] | None:
+    def first(self, conn: sa.Connection, **params: Any) -> Sequence[Any] | None:
         """The first row, each value through its column type's result processor."""
         found = self.rows(conn, 1, **params)
         return found[0] if found else None
 
     def rows(
         self, conn: sa.Connection, limit: int | None = None, **params: Any
-    ) -> list[tuple[Any, ...]]:
+    ) -> list[Sequence[Any]]:
         """The rows (at most ``limit``), each value through its column's result processor."""
         values = {**self.fixed, **params}
         args: Any = tuple(values[n] for n in self.order) if self.order is not None else values
@@ -62,10 +65,17 @@ class Prepared:
         finally:
             cursor.close()
         procs = self.procs
-        return [
-            tuple(v if p is None or v is None else p(v) for v, p in zip(row, procs, strict=True))
-            for row in raw
-        ]
+        if not procs:
+            return list(raw)
+        out: list[Sequence[Any]] = []
+        for row in raw:
+            cells = list(row)
+            for i, p in procs:
+                v = cells[i]
+                if v is not None:
+                    cells[i] = p(v)
+            out.append(cells)
+        return out
 
 
 class ReadPlan:
@@ -117,28 +127,33 @@ class ReadPlan:
         self.prepared_count = Prepared(
             sa.select(sa.func.count()).select_from(self.joined).where(self.live), dialect
         )
-        #: The number of the app's rows, of bookkeeping rows of this type, and of the
-        #: live ones among them: a page without filter or sort trusts the bookkeeping's
-        #: index (:attr:`prepared_index_page`) when the first two are equal.
+
+        #: The number of the app's rows, of the live bookkeeping rows of this type and of
+        #: its deactivated ones (a short range of the page index, not a second scan of
+        #: every row): a page without filter or sort trusts the bookkeeping's index
+        #: (:attr:`prepared_index_page`) when the app's rows are as many as the last two.
+        def kept_count(deleted: bool) -> Any:
+            flag = sa.true() if deleted else sa.false()
+            return (
+                sa.select(sa.func.count())
+                .select_from(kept)
+                .where(kept.c.resource_type == t.name, kept.c.deleted == flag)
+                .scalar_subquery()
+            )
+
         self.prepared_sync = Prepared(
             sa.select(
                 sa.select(sa.func.count()).select_from(t.table).scalar_subquery(),
-                sa.select(sa.func.count())
-                .select_from(kept)
-                .where(kept.c.resource_type == t.name)
-                .scalar_subquery(),
-                sa.select(sa.func.count())
-                .select_from(kept)
-                .where(kept.c.resource_type == t.name, kept.c.deleted == sa.false())
-                .scalar_subquery(),
+                kept_count(False),
+                kept_count(True),
             ),
             dialect,
         )
         # The default-ordered window of the live bookkeeping rows, cut on their index
-        # alone, then joined with the app's rows of that window only (not of every row
-        # the offset skips).
+        # alone (the row ids only: the index covers them, so the rows the offset skips are
+        # never read), then joined with their bookkeeping rows and the app's rows.
         cut = (
-            sa.select(kept)
+            sa.select(kept.c.id)
             .where(kept.c.resource_type == t.name, kept.c.deleted == sa.false())
             .order_by(kept.c.created, compiler.collate(kept.c.scim_id))
             .offset(sa.bindparam("page_offset", type_=sa.BigInteger()))
@@ -147,13 +162,9 @@ class ReadPlan:
         )
         #: That window, in :attr:`columns`' order (:meth:`split` cuts its rows).
         self.prepared_index_page = Prepared(
-            sa.select(
-                *(cut.c[c.name] for c in r.columns),
-                t.pk,
-                *t.columns.values(),
-            )
-            .select_from(t.table.join(cut, compiler.owner(t, cut, t.pk)))
-            .order_by(cut.c.created, compiler.collate(cut.c.scim_id)),
+            sa.select(*r.columns, t.pk, *t.columns.values())
+            .select_from(cut.join(r, r.c.id == cut.c.id).join(t.table, compiler.owner(t, r, t.pk)))
+            .order_by(r.c.created, compiler.collate(r.c.scim_id)),
             dialect,
         )
         #: The number of the app's rows and of bookkeeping rows of this type.
@@ -197,8 +208,8 @@ class GroupsOfPlan:
 
     ``User.groups`` is derived on every read of a user (RFC 7643 §4.1.2: "groups ...
     derived from the groups the user belongs to"): a ``GET`` of one user runs
-    :attr:`one`, prepared like the read by id; more ids run :attr:`many` (an expanding
-    ``IN``)."""
+    :attr:`one`, prepared like the read by id; more ids run :meth:`many` (an ``IN`` of
+    one parameter per id, prepared too, once per number of ids)."""
 
     def __init__(
         self,
@@ -231,8 +242,11 @@ class GroupsOfPlan:
             .join(group.table, group.pk == rel.group_col)
             .join(rg, compiler.owner(group, rg, group.pk))
         )
+        # The group's extras hold its displayName when no column does; else they are
+        # not read (decoding them is most of a page's groups otherwise).
+        extras = sa.null() if display is not None else rg.c.extras
         base = (
-            sa.select(rm.c.scim_id, rg.c.scim_id, rg.c.extras, shown.label("_display"))
+            sa.select(rm.c.scim_id, rg.c.scim_id, extras, shown.label("_display"))
             .select_from(joined)
             .where(
                 kind == member.name,
@@ -241,7 +255,22 @@ class GroupsOfPlan:
             )
         )
         self.one = Prepared(base.where(rm.c.scim_id == sa.bindparam("scim_id")), dialect)
-        self.many = base.where(rm.c.scim_id.in_(sa.bindparam("ids", expanding=True)))
+        self._base = base
+        self._rm = rm
+        self._dialect = dialect
+        #: The statement for ``n`` ids (``id0`` ... ``id<n-1>``), by ``n``, compiled at its
+        #: first use: a page of users asks for the groups of each of its ids.
+        self._many: dict[int, Prepared] = {}
+
+    def many(self, conn: sa.Connection, ids: Sequence[str]) -> list[Sequence[Any]]:
+        """The rows of the members ``ids`` (at most a chunk of them), run like :attr:`one`."""
+        prepared = self._many.get(len(ids))
+        if prepared is None:
+            wanted = [sa.bindparam(f"id{i}", type_=sa.String()) for i in range(len(ids))]
+            prepared = Prepared(self._base.where(self._rm.c.scim_id.in_(wanted)), self._dialect)
+            self._many[len(ids)] = prepared
+        params: dict[str, Any] = {f"id{i}": v for i, v in enumerate(ids)}
+        return prepared.rows(conn, **params)
 
     def entry(self, row: Sequence[Any]) -> dict[str, Any]:
         """The ``groups`` entry of one row (RFC 7643 §4.1.2: value, display)."""

@@ -14,7 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.exc import NoInspectionAvailable
 
-from scim2_core._errors import ConfigurationError
+from scim2_core import ConfigurationError
 from scim2_core.mapping import BoundMapping, ResourceMapping
 from scim2_core.schema import AttrRef
 

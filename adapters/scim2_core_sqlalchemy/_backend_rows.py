@@ -1,0 +1,390 @@
+"""The reads of :class:`~._backend.SQLAlchemyBackend`: resources made from the app's
+rows, the bookkeeping and the association table, and the pages of the searches that take
+a fast path (``userName eq``, a page without filter or sort)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Final
+
+import sqlalchemy as sa
+
+from scim2_core import (
+    InvalidValueError,
+    NotFoundError,
+)
+from scim2_core.backends import (
+    Page,
+    SearchQuery,
+    missing_members_error,
+)
+from scim2_core.mapping import translate
+
+from ._backend_adopt import Adoption
+from ._backend_reads import Prepared, ReadPlan
+from ._backend_state import _CHUNK, _chunks, _dict, _hash, _version
+from ._backend_writes import _visible
+from ._models import ModelType
+
+#: Larger offsets and counts than any table holds, and than LIMIT/OFFSET can carry
+#: (64-bit signed on SQLite and PostgreSQL) once added together.
+_MAX_WINDOW: Final = 2**62
+
+
+class Rows(Adoption):
+    """Reads of rows and pages (see the module docstring)."""
+
+    def _unique_eq_page(
+        self, conn: sa.Connection, t: ModelType, plan: ReadPlan, query: SearchQuery
+    ) -> Page | None:
+        """The page of a ``userName eq`` (an ``eq`` on a unique column, default order): one
+        statement, compiled once per field, run on the cursor; None for any other search.
+
+        A row found is live and adopted (the statement joins the bookkeeping), so the
+        check for rows the app inserted (:meth:`_adopt`) runs only when nothing is found,
+        and the statement again after it. (An empty page past the first leaves the count
+        to the general path.)"""
+        assert query.filter is not None
+        if query.count <= 0 or query.offset >= _MAX_WINDOW:
+            return None
+        unique_eq = self._compiler.unique_eq(t, plan.r, translate(query.filter, t.bound))
+        if unique_eq is None:
+            return None
+        fast, condition, params = unique_eq
+        prepared = plan.unique_eq_pages.get(fast)
+        if prepared is None:
+            order = (plan.r.c.created, self._compiler.collate(plan.r.c.scim_id))
+            window = plan.window([plan.live, condition()], order, total=True)
+            prepared = Prepared(window, plan.dialect)
+            plan.unique_eq_pages[fast] = prepared
+        params["page_offset"] = offset = max(query.offset, 0)
+        params["page_limit"] = min(query.count, _MAX_WINDOW)
+        found = prepared.rows(conn, **params)
+        if not found:
+            if offset > 0:
+                return None
+            self._adopt(conn, t)
+            found = prepared.rows(conn, **params)
+            if not found:
+                return Page(total=0)
+        return self._page(conn, t, plan, found, found[0][-1])
+
+    def _page(
+        self,
+        conn: sa.Connection,
+        t: ModelType,
+        plan: ReadPlan,
+        found: Sequence[Sequence[Any]],
+        total: int,
+    ) -> Page:
+        """The page of the rows ``found`` (of :attr:`ReadPlan.columns`)."""
+        pks = []
+        rows: dict[Any, dict[str, Any]] = {}
+        bks: dict[str, Mapping[str, Any]] = {}
+        for values in found:
+            bk, row = plan.split(values)
+            pks.append(row["_pk"])
+            rows[row["_pk"]] = row
+            bks[bk["object_pk"]] = bk
+        return Page(
+            total=total, resources=self._read_rows(conn, t, pks, bks=bks, rows=rows, owned=True)
+        )
+
+    def _index_page(
+        self, conn: sa.Connection, t: ModelType, plan: ReadPlan, query: SearchQuery
+    ) -> Page | None:
+        """A page without filter or sort, cut on the bookkeeping's index and joined with
+        the app's rows of the page only; None when the bookkeeping may hold rows the app
+        deleted (the join of every row then decides, and the total stays exact).
+
+        The bookkeeping is trusted when it has as many rows of the type as the app's table
+        (the test :meth:`_adopt` makes too: a row the app deleted beside one it inserted
+        below the largest key, both with raw SQL, is missed by both), and the page is
+        checked: a row of the window whose app row is gone sends the search to the join.
+        """
+        if query.filter is not None or query.sort is not None:
+            return None
+        counts = plan.prepared_sync.first(conn)
+        assert counts is not None
+        app_rows, total, deactivated = counts
+        if app_rows != total + deactivated:
+            return None
+        # RFC 7644 §3.4.2.4: an offset past the results is an empty page.
+        if query.count <= 0 or query.offset >= total:
+            return Page(total=total)
+        found = plan.prepared_index_page.rows(
+            conn, page_offset=max(query.offset, 0), page_limit=min(query.count, total)
+        )
+        if len(found) != min(query.count, total - max(query.offset, 0)):
+            return None
+        return self._page(conn, t, plan, found, total)
+
+    # One pass that joins a page's app rows, bookkeeping and members, each part read only
+    # when the caller does not already hold it (the optional arguments): the branches are
+    # those parts. Splitting it is on the list with the read-path speed work.
+    def _read_rows(  # noqa: C901
+        self,
+        conn: sa.Connection,
+        t: ModelType,
+        pks: Sequence[Any],
+        *,
+        bks: Mapping[str, Mapping[str, Any]] | None = None,
+        rows: dict[Any, dict[str, Any]] | None = None,
+        members: dict[Any, list[tuple[int, dict[str, Any]]]] | None = None,
+        refresh: bool = True,
+        owned: bool = False,
+    ) -> list[dict[str, Any]]:
+        """The resources of the app's rows ``pks`` (in that order; missing ones skipped).
+        With ``owned``, the rows and bookkeeping given are the caller's to give away (just
+        read): their extras become the resources instead of being copied.
+
+        With ``refresh``, a row whose mapped columns no longer have the hash SCIM last saw
+        was changed by the app: its version and lastModified move first (RFC 7644 §3.14).
+        """
+        if not pks:
+            return []
+        r = self._tables.resource
+        if rows is None:
+            rows = self._rows(conn, t, pks)
+        if bks is None:
+            found: dict[str, Mapping[str, Any]] = {}
+            for chunk in _chunks([t.pk_text(pk) for pk in rows]):
+                for kept in conn.execute(
+                    sa.select(r).where(
+                        r.c.resource_type == t.name,
+                        r.c.object_pk.in_(chunk),
+                        r.c.deleted == sa.false(),
+                    )
+                ):
+                    found[kept.object_pk] = _dict(kept)
+            bks = found
+        displays: dict[tuple[Any, str], str] = {}
+        fresh_members = members is None  # read here: their dicts are ours to give
+        if t.relation is not None:
+            if members is None:
+                members = self._members_of(conn, t, list(rows))
+            if members:
+                d = self._tables.display
+                rids = [bk["id"] for bk in bks.values()]
+                for chunk in _chunks(rids):
+                    for rid, member_id, display in conn.execute(
+                        sa.select(d.c.resource_id, d.c.member_id, d.c.display).where(
+                            d.c.resource_id.in_(chunk)
+                        )
+                    ).all():
+                        displays[(rid, member_id)] = display
+        out = []
+        for pk in pks:
+            values = rows.get(pk)
+            bk = bks.get(t.pk_text(pk)) if values is not None else None
+            if values is None or bk is None:
+                continue
+            row = values
+            if refresh:
+                digest = _hash(row, t.hash_fields)
+                if digest != bk["content_hash"]:
+                    bk = self._app_changed(conn, t, bk, row, digest)
+            meta = dict(bk["extras"].get("meta") or {})
+            resource = t.bound.read(*_visible(row, bk["extras"]), owned=owned)
+            resource["id"] = bk["scim_id"]
+            if t.relation is not None and members and members.get(pk):
+                listed = [m for _, m in members[pk]]
+                resource["members"] = listed if fresh_members else [dict(m) for m in listed]
+                if displays:
+                    rid = bk["id"]
+                    for m in resource["members"]:
+                        display = displays.get((rid, m["value"]))
+                        if display is not None:
+                            m["display"] = display
+            meta.setdefault("resourceType", t.name)
+            meta["created"] = bk["created"]
+            meta["lastModified"] = bk["last_modified"]
+            meta["version"] = _version(bk["version"])
+            resource["meta"] = meta
+            out.append(resource)
+        return out
+
+    def _rows(
+        self, conn: sa.Connection, t: ModelType, pks: Sequence[Any]
+    ) -> dict[Any, dict[str, Any]]:
+        """``{pk: {"_pk": pk, field: value...}}`` of the app's rows ``pks``."""
+        out: dict[Any, dict[str, Any]] = {}
+        fields = self._select_fields(t)
+        for chunk in _chunks(list(pks)):
+            result = conn.execute(sa.select(*fields).where(t.pk.in_(chunk)))
+            keys = list(result.keys())
+            for values in result:
+                row = dict(zip(keys, values, strict=True))
+                out[row["_pk"]] = row
+        return out
+
+    def _members_of(
+        self,
+        conn: sa.Connection,
+        t: ModelType,
+        group_pks: list[Any],
+        *,
+        only: list[str] | None = None,
+    ) -> dict[Any, list[tuple[int, dict[str, Any]]]]:
+        """``{group pk: [(order, {"value": id, "type": member type}), ...]}``, ordered by
+        the members' bookkeeping rows (``order``); with ``only``, just the members whose
+        SCIM id is one of those (an index probe each, not the whole group)."""
+        rel = t.relation
+        assert rel is not None
+        member_t = self._types[rel.member_type]
+        r = self._tables.resource
+        out: dict[Any, list[tuple[int, dict[str, Any]]]] = {}
+        if not group_pks:
+            return out
+        if only is not None and len(only) > _CHUNK:
+            # Many ids named: read the group, keep theirs.
+            named = set(only)
+            return {
+                gpk: [e for e in entries if e[1]["value"] in named]
+                for gpk, entries in self._members_of(conn, t, group_pks).items()
+            }
+        if only is None:
+            self._adopt(conn, member_t)
+            one = self._member_reads.get(t.name)
+            if one is not None and len(group_pks) == 1:  # a read of one group
+                gpk = group_pks[0]
+                kind = rel.member_type
+                rows = one.rows(conn, gpk=gpk)
+                if rows:
+                    out[gpk] = [(rid, {"value": sid, "type": kind}) for rid, sid in rows]
+                return out
+        elif not only:
+            return out
+        for chunk in _chunks(group_pks):
+            q = (
+                sa.select(rel.group_col, r.c.id, r.c.scim_id)
+                .select_from(rel.table.join(r, self._compiler.owner(member_t, r, rel.member_col)))
+                .where(rel.group_col.in_(chunk), r.c.deleted == sa.false())
+                .order_by(r.c.id)
+            )
+            if only is not None:
+                q = q.where(r.c.scim_id.in_(only))
+            kind = rel.member_type
+            for gpk, rid, scim_id in conn.execute(q).all():  # one fetch, not one per row
+                out.setdefault(gpk, []).append((rid, {"value": scim_id, "type": kind}))
+        return out
+
+    def _entries(
+        self, conn: sa.Connection, t: ModelType, ids: list[str]
+    ) -> list[tuple[int, dict[str, Any]]]:
+        """``_members_of``'s entries of the members ``ids``."""
+        rel = t.relation
+        assert rel is not None
+        r = self._tables.resource
+        out = []
+        for chunk in _chunks(ids):
+            q = sa.select(r.c.id, r.c.scim_id).where(
+                r.c.scim_id.in_(chunk), r.c.resource_type == rel.member_type
+            )
+            for rid, scim_id in conn.execute(q):
+                out.append((rid, {"value": scim_id, "type": rel.member_type}))
+        return out
+
+    def _stored_members(
+        self, conn: sa.Connection, t: ModelType, pk: Any, only: list[str] | None
+    ) -> tuple[
+        dict[Any, list[tuple[int, dict[str, Any]]]], dict[str, tuple[int, Any, bool]] | None
+    ]:
+        """The members ``change`` sees (``_members_of``'s shape: all, or those of ``only``)
+        and, when ``only`` names few, :meth:`_named_members` of them (else None)."""
+        rel = t.relation
+        if rel is None:
+            return {}, None
+        if only is None or len(only) > _CHUNK:
+            return self._members_of(conn, t, [pk], only=only), None
+        named = self._named_members(conn, t, pk, only)
+        inside = sorted(
+            (rid, {"value": mid, "type": rel.member_type})
+            for mid, (rid, _, held) in named.items()
+            if held
+        )
+        return ({pk: inside} if inside else {}), named
+
+    def _named_members(
+        self, conn: sa.Connection, t: ModelType, group_pk: Any, ids: Sequence[str]
+    ) -> dict[str, tuple[int, Any, bool]]:
+        """``{member id: (bookkeeping row id, app pk, in the group)}`` of the live
+        resources of the member type among ``ids`` (at most ``_CHUNK``): one statement,
+        an index probe per id, whatever the size of the group."""
+        rel = t.relation
+        assert rel is not None
+        if not ids:
+            return {}
+        member_t = self._types[rel.member_type]
+        r = self._tables.resource
+        held = rel.table.alias("held")
+        on_member = held.c[rel.member_col.key] == member_t.pk
+        q = (
+            sa.select(r.c.scim_id, r.c.id, member_t.pk, held.c[rel.group_col.key])
+            .select_from(
+                r.join(member_t.table, self._compiler.owner(member_t, r, member_t.pk)).outerjoin(
+                    held, sa.and_(on_member, held.c[rel.group_col.key] == group_pk)
+                )
+            )
+            .where(r.c.scim_id.in_(list(ids)), r.c.deleted == sa.false())
+        )
+        return {
+            scim_id: (rid, pk, in_group is not None)
+            for scim_id, rid, pk, in_group in conn.execute(q)
+        }
+
+    def _member_pks(
+        self, conn: sa.Connection, t: ModelType, ids: Iterable[str], *, strict: bool = True
+    ) -> dict[str, Any]:
+        """``{member id: app pk}``; with ``strict``, 400 ``invalidValue`` for ids that are
+        not live resources of the member type (RFC 7643 §4.2: "Identifier of the member")."""
+        rel = t.relation
+        assert rel is not None
+        ids = list(dict.fromkeys(ids))
+        if not ids:
+            return {}
+        member_t = self._types[rel.member_type]
+        r = self._tables.resource
+        pks: dict[str, Any] = {}
+        for chunk in _chunks(ids):
+            q = (
+                sa.select(r.c.scim_id, member_t.pk)
+                .select_from(r.join(member_t.table, self._compiler.owner(member_t, r, member_t.pk)))
+                .where(r.c.scim_id.in_(chunk), r.c.deleted == sa.false())
+            )
+            pks.update((scim_id, pk) for scim_id, pk in conn.execute(q))
+        missing = [id for id in ids if id not in pks]
+        if missing and strict:
+            shown = ", ".join(sorted(missing)[:5]) + (" ..." if len(missing) > 5 else "")
+            other = conn.execute(
+                sa.select(sa.func.count())
+                .select_from(r)
+                .where(r.c.scim_id.in_(missing[:_CHUNK]), r.c.resource_type != rel.member_type)
+            ).scalar_one()
+            if other:
+                raise InvalidValueError(
+                    f"Members of this group must be {rel.member_type} resources "
+                    f"(the relation holds only those): {shown}."
+                )
+            raise missing_members_error(missing)
+        return pks
+
+    def _groups_holding(self, member: ModelType) -> list[ModelType]:
+        return [
+            g
+            for g in self._types.values()
+            if g.relation is not None and g.relation.member_type == member.name
+        ]
+
+    def _lock(
+        self, conn: sa.Connection, t: ModelType, id: str
+    ) -> tuple[Mapping[str, Any], Any, dict[str, Any]]:
+        """The bookkeeping row, the primary key and the app's row of ``id`` (one
+        statement, joined), both rows locked for the write; 404 if either is gone (the
+        bookkeeping of a row the app deleted goes in :meth:`_adopt`)."""
+        plan = self._plans[t.name]
+        found = plan.prepared_lock.first(conn, scim_id=id)
+        if found is None:
+            raise NotFoundError(f"{t.name} {id!r} not found.")
+        bk, row = plan.split(found)
+        return bk, row["_pk"], row
