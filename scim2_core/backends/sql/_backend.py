@@ -146,6 +146,8 @@ class SQLBackend:
         self._bind_lock = threading.Lock()
         #: Set by :meth:`enable_outbox`: every write then stores its events.
         self._outbox_on = False
+        #: The statements of :meth:`_read`, by (members, groups).
+        self._reads: dict[tuple[bool, bool], str] = {}
 
     # --- lifecycle --------------------------------------------------------------------
     def close(self) -> None:
@@ -349,36 +351,65 @@ class SQLBackend:
         return load_new(self._dialect, info, _tenant_key(tenant), resources, self._new_row)
 
     def get(self, tenant: str | None, rt: ResourceType, id: str) -> dict[str, Any] | None:
-        return self._get(tenant, rt, id, members=True)
+        read = self._read(tenant, rt, id, members=True, groups=False)
+        return None if read is None else read[0]
 
     def get_without_members(
         self, tenant: str | None, rt: ResourceType, id: str
     ) -> dict[str, Any] | None:
         """:meth:`get` without ``members``: reads no member row (see the protocol)."""
-        return self._get(tenant, rt, id, members=False)
+        read = self._read(tenant, rt, id, members=False, groups=False)
+        return None if read is None else read[0]
 
-    def _get(
-        self, tenant: str | None, rt: ResourceType, id: str, *, members: bool
-    ) -> dict[str, Any] | None:
+    def get_with_groups(
+        self, tenant: str | None, rt: ResourceType, id: str
+    ) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
+        """:meth:`get` and what :meth:`groups_of` gives for that one resource (its groups,
+        by group id), read in ONE statement: one snapshot, one round trip. ``None`` when
+        there is no such resource. What a GET of a User by id renders (RFC 7643 §4.1.2:
+        ``groups`` is derived from the groups' ``members``)."""
+        return self._read(tenant, rt, id, members=True, groups=True)
+
+    def _read(
+        self, tenant: str | None, rt: ResourceType, id: str, *, members: bool, groups: bool
+    ) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
+        """One resource by id, with its ``members`` (when ``members`` and it lists them)
+        and its groups (when ``groups``), all in ONE statement: a single statement is its
+        own consistent snapshot, so no transaction is begun (the members and the groups
+        are scalar subqueries of the row's SELECT)."""
         d = self._dialect
         t = _tenant_key(tenant)
-        with_members_too = members and self._info(rt).has_members
-        # One statement (a User): no transaction; a Group with its members: one snapshot.
-        reading = d.transaction(write=False) if with_members_too else d.reading()
-        with reading as conn:
-            row = conn.execute(
-                d.sql(
-                    f"SELECT doc, {META_COLUMNS} FROM scim_resources "
-                    "WHERE tenant = ? AND id = ? AND type = ?"
-                ),
-                (t, id, rt.name),
-            ).fetchone()
-            if row is None:
-                return None
-            doc = merge_meta(loads(row[0]), row[1], row[2])
-            if with_members_too:
-                doc = with_members(doc, read_members(d, conn, t, id))
-        return doc
+        listed = members and self._info(rt).has_members
+        key = (listed, groups)
+        sql = self._reads.get(key)
+        if sql is None:
+            columns = f"doc, {META_COLUMNS}"
+            if listed:
+                columns += f", ({d.members_array_sql()})"
+            if groups:
+                columns += f", ({d.groups_array_sql()})"
+            sql = self._reads[key] = d.sql(
+                f"SELECT {columns} FROM scim_resources WHERE tenant = ? AND id = ? AND type = ?"
+            )
+        params: list[Any] = [t, id] * (1 + listed + groups)
+        params.append(rt.name)
+        with d.reading() as conn:
+            row = conn.execute(sql, params).fetchone()
+        if row is None:
+            return None
+        doc = merge_meta(loads(row[0]), row[1], row[2])
+        if listed:
+            doc = with_members(doc, json.loads(row[3]) if row[3] else [])
+        found: list[dict[str, Any]] = []
+        pairs = row[-1] if groups else None
+        if pairs and pairs != "[]":
+            # groups_of's order: by group id (code point order, as Python sorts strings).
+            for gid, name in sorted(json.loads(pairs)):
+                entry: dict[str, Any] = {"value": gid}
+                if name is not None:
+                    entry["display"] = name
+                found.append(entry)
+        return doc, found
 
     def search(self, tenant: str | None, rt: ResourceType, query: SearchQuery) -> Page:
         info = self._info(rt)

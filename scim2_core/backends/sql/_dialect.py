@@ -314,6 +314,12 @@ class Dialect:
         group id (one parse of one text instead of one per member)."""
         raise NotImplementedError  # pragma: no cover - overridden
 
+    def groups_array_sql(self) -> str:
+        """One JSON array text of ``[group id, display]`` pairs, one per group the resource is
+        a member of, in no particular order (``NULL`` or ``[]`` for none); parameters:
+        tenant, member id. A scalar subquery of a read by id (``SQLBackend.get_with_groups``)."""
+        raise NotImplementedError  # pragma: no cover - overridden
+
     def insert_members_sql(self, *, checked: bool = False) -> str:
         """``INSERT INTO scim_members`` of a whole list in one statement; parameters:
         tenant, group id, the first position, then :meth:`member_pairs`. ``checked``: only
@@ -466,6 +472,13 @@ class SQLiteDialect(Dialect):
         return (
             "SELECT json_group_array(json(x.entry)) FROM (SELECT entry FROM scim_members "
             "WHERE tenant = ? AND group_id = ? ORDER BY pos) AS x"
+        )
+
+    def groups_array_sql(self) -> str:
+        return (
+            "SELECT json_group_array(json_array(g.id, g.display)) FROM scim_members m "
+            "JOIN scim_resources g ON g.tenant = m.tenant AND g.id = m.group_id "
+            "WHERE m.tenant = ? AND m.member_id = ?"
         )
 
     def insert_members_sql(self, *, checked: bool = False) -> str:
@@ -711,6 +724,14 @@ class PostgresDialect(Dialect):
         return (
             "SELECT CAST(COALESCE(json_agg(CAST(entry AS json) ORDER BY pos), '[]') AS text) "
             "FROM scim_members WHERE tenant = ? AND group_id = ?"
+        )
+
+    def groups_array_sql(self) -> str:
+        return (
+            "SELECT CAST(json_agg(json_build_array(g.id, g.display)) AS text) "
+            "FROM scim_members m JOIN scim_resources g "
+            "ON g.tenant = m.tenant AND g.id = m.group_id "
+            "WHERE m.tenant = ? AND m.member_id = ?"
         )
 
     def insert_members_sql(self, *, checked: bool = False) -> str:
