@@ -111,6 +111,8 @@ class Renderer:
 
     def request_projection(self, ctx: Ctx, rt: ResourceType) -> Projection:
         """The projection named by the request's query parameters (RFC 7644 §3.9)."""
+        if not ctx.query:  # most reads name none: the type's default projection
+            return self.projection(rt, None, None)
         attrs = split_attribute_list(ctx.query.get("attributes"))
         excl = split_attribute_list(ctx.query.get("excludedAttributes"))
         return self.projection(rt, attrs, excl)

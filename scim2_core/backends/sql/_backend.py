@@ -393,8 +393,7 @@ class SQLBackend:
             )
         params: list[Any] = [t, id] * (1 + listed + groups)
         params.append(rt.name)
-        with d.reading() as conn:
-            row = conn.execute(sql, params).fetchone()
+        row = d.fetch_one(sql, params)
         if row is None:
             return None
         doc = merge_meta(loads(row[0]), row[1], row[2])

@@ -180,6 +180,21 @@ class Dialect:
             if self.shared:
                 self._lock.release()
 
+    def fetch_one(self, sql: str, params: Sequence[Any]) -> Any:
+        """The first row (or ``None``) of ONE statement run as :meth:`reading` runs it,
+        without the generator of a context manager around it: the read of one resource by
+        id, the most frequent request."""
+        if self.shared:
+            with self.reading() as shared:
+                return shared.execute(sql, params).fetchone()
+        conn = self.connection()
+        try:
+            return conn.execute(sql, params).fetchone()
+        except BaseException:
+            if getattr(conn, "closed", False):  # a broken PostgreSQL connection
+                self.forget()
+            raise
+
     def executemany(self, conn: Connection, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         """Run ``sql`` once per row of ``rows``."""
         conn.executemany(self.sql(sql), rows)  # type: ignore[attr-defined]
@@ -856,6 +871,21 @@ class PostgresDialect(Dialect):
         if type == "boolean":
             return f"CAST({expr} AS boolean)"
         return f"{expr}{self.collate}"
+
+    def fetch_one(self, sql: str, params: Sequence[Any]) -> Any:
+        """The first row (or ``None``) of ONE statement run as :meth:`reading` runs it,
+        without the generator of a context manager around it: the read of one resource by
+        id, the most frequent request."""
+        if self.shared:
+            with self.reading() as shared:
+                return shared.execute(sql, params).fetchone()
+        conn = self.connection()
+        try:
+            return conn.execute(sql, params).fetchone()
+        except BaseException:
+            if getattr(conn, "closed", False):  # a broken PostgreSQL connection
+                self.forget()
+            raise
 
     def executemany(self, conn: Connection, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         with conn.cursor() as cur:  # type: ignore[attr-defined]
