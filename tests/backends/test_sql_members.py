@@ -389,6 +389,48 @@ def test_a_read_by_id_is_one_statement_and_no_transaction(
             assert sorted(m["value"] for m in got["members"]) == sorted(users)
 
 
+def test_a_user_name_lookup_reads_the_groups_in_the_same_statement(
+    traced: tuple[Engine, list[str]],
+) -> None:
+    engine, statements = traced
+    gid, users = _group_of(engine, 2)
+    statements.clear()
+    found = _call(engine, "GET", "/Users", filter='userName eq "s2-1"')
+    assert [g["value"] for g in found["Resources"][0]["groups"]] == [gid]
+    assert len(statements) == 1, statements  # the page, its total and its groups
+    assert found["Resources"][0] == _call(engine, "GET", f"/Users/{users[1]}")
+
+
+@pytest.mark.parametrize("kind", ["sqlite", pytest.param("postgresql", marks=postgres)])
+def test_a_lookup_shows_the_groups_a_read_by_id_shows(
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """The groups read with a ``userName eq`` page (one statement) are those of a read by id
+    and of ``groups_of``: by group id, with their display names, the tenant's only."""
+    if kind == "sqlite":
+        backend = SQLBackend(f"sqlite:///{tmp_path / 'l.db'}")
+    else:
+        url = request.getfixturevalue("postgres_url")
+        backend = SQLBackend(url, schema=request.getfixturevalue("postgres_schema"))
+    engine = Engine(backend)
+    try:
+        for tenant in (None, "acme"):
+            people = engine.directory(tenant).users
+            joined = people.create({"userName": "joined"})["id"]
+            people.create({"userName": "alone"})
+            for name in ("z", "a", "\u00e9t\u00e9"):
+                engine.directory(tenant).groups.create(
+                    {"displayName": name, "members": [{"value": joined}]}
+                )
+        for name in ("joined", "alone"):
+            got = engine.directory("acme").users.search(filter=f'userName eq "{name}"')
+            (user,) = got.resources
+            assert user == engine.directory("acme").users.get(user["id"])
+            assert len(user.get("groups", [])) == (3 if name == "joined" else 0)
+    finally:
+        backend.close()
+
+
 @pytest.mark.parametrize("kind", ["sqlite", pytest.param("postgresql", marks=postgres)])
 def test_get_with_groups_is_get_and_groups_of_in_one_read(
     kind: str, tmp_path: Path, request: pytest.FixtureRequest

@@ -90,6 +90,20 @@ def _tenant_key(tenant: str | None) -> str:
     return "" if tenant is None else tenant
 
 
+def _group_entries(pairs: str | None) -> list[dict[str, Any]]:
+    """:meth:`SQLBackend.groups_of`'s list for one resource from the ``[id, display]``
+    pairs of :meth:`Dialect.groups_array_sql`: by group id (code point order, as Python
+    sorts strings), ``display`` where the group has one."""
+    found: list[dict[str, Any]] = []
+    if pairs and pairs != "[]":
+        for gid, name in sorted(json.loads(pairs)):
+            entry: dict[str, Any] = {"value": gid}
+            if name is not None:
+                entry["display"] = name
+            found.append(entry)
+    return found
+
+
 class SQLBackend:
     """A :class:`~scim2_core.backends.Backend` over SQLite or PostgreSQL.
 
@@ -399,16 +413,7 @@ class SQLBackend:
         doc = merge_meta(loads(row[0]), row[1], row[2])
         if listed:
             doc = with_members(doc, json.loads(row[3]) if row[3] else [])
-        found: list[dict[str, Any]] = []
-        pairs = row[-1] if groups else None
-        if pairs and pairs != "[]":
-            # groups_of's order: by group id (code point order, as Python sorts strings).
-            for gid, name in sorted(json.loads(pairs)):
-                entry: dict[str, Any] = {"value": gid}
-                if name is not None:
-                    entry["display"] = name
-                found.append(entry)
-        return doc, found
+        return doc, _group_entries(row[-1] if groups else None)
 
     def search(self, tenant: str | None, rt: ResourceType, query: SearchQuery) -> Page:
         info = self._info(rt)
@@ -422,7 +427,7 @@ class SQLBackend:
             f"SELECT r.doc, r.version, r.modified {base} ORDER BY {order} LIMIT ? OFFSET ?"
         )
         offset = max(0, query.offset)
-        short = self._short_lookup(info, query, page, [*base_params, *order_params])
+        short = self._short_lookup(info, query, base, order, [*base_params, *order_params])
         if short is not None:
             return short
         with self._dialect.transaction(write=False) as conn:
@@ -450,23 +455,32 @@ class SQLBackend:
         return Page(total=total, resources=resources)
 
     def _short_lookup(
-        self, info: TypeInfo, query: SearchQuery, page: str, params: list[Any]
+        self, info: TypeInfo, query: SearchQuery, base: str, order: str, params: list[Any]
     ) -> Page | None:
         """A filtered first page read in ONE statement and no transaction (a ``userName eq``
         lookup, what every IdP sends before a create), when it is shorter than ``count``: then
-        it is its own total, from its own snapshot. ``None`` when that cannot be the answer
-        (a full page needs its count; members need a second statement in the same
-        snapshot): the caller reads in a transaction instead."""
+        it is its own total, from its own snapshot, and each resource's derived ``groups``
+        come with it (a scalar subquery per row: :attr:`Page.groups`). ``None`` when that
+        cannot be the answer (a full page needs its count; members need a second statement
+        in the same snapshot): the caller reads in a transaction instead."""
         if query.filter is None or query.offset > 0 or not 0 < query.count < _SQL_INT_MAX:
             return None
         if info.has_members and not query.without_members:
             return None
-        with self._dialect.reading() as conn:
+        d = self._dialect
+        groups = f", ({d.groups_array_sql('r.tenant', 'r.id')})" if info.has_groups else ""
+        page = d.sql(
+            f"SELECT r.doc, r.version, r.modified{groups} {base} ORDER BY {order} LIMIT ? OFFSET ?"
+        )
+        with d.reading() as conn:
             rows = conn.execute(page, [*params, query.count, 0]).fetchall()
         if len(rows) >= query.count:
             return None
         resources = [merge_meta(json.loads(r[0]), r[1], r[2]) for r in rows]
-        return Page(total=len(resources), resources=resources)
+        if not info.has_groups:
+            return Page(total=len(resources), resources=resources)
+        found = {res["id"]: _group_entries(r[3]) for res, r in zip(resources, rows, strict=True)}
+        return Page(total=len(resources), resources=resources, groups=found)
 
     def _seek(self, tenant: str | None, info: TypeInfo, query: SearchQuery, seek: Seek) -> Page:
         """:meth:`search` with keyset paging (see :func:`._search.seek_sql`)."""

@@ -329,10 +329,11 @@ class Dialect:
         group id (one parse of one text instead of one per member)."""
         raise NotImplementedError  # pragma: no cover - overridden
 
-    def groups_array_sql(self) -> str:
+    def groups_array_sql(self, tenant: str = "?", member: str = "?") -> str:
         """One JSON array text of ``[group id, display]`` pairs, one per group the resource is
-        a member of, in no particular order (``NULL`` or ``[]`` for none); parameters:
-        tenant, member id. A scalar subquery of a read by id (``SQLBackend.get_with_groups``)."""
+        a member of, in no particular order (``NULL`` or ``[]`` for none), for the
+        ``tenant`` and ``member`` id given as SQL (parameters by default, or the columns of
+        an outer row). A scalar subquery of a read (``SQLBackend.get_with_groups``)."""
         raise NotImplementedError  # pragma: no cover - overridden
 
     def insert_members_sql(self, *, checked: bool = False) -> str:
@@ -489,11 +490,11 @@ class SQLiteDialect(Dialect):
             "WHERE tenant = ? AND group_id = ? ORDER BY pos) AS x"
         )
 
-    def groups_array_sql(self) -> str:
+    def groups_array_sql(self, tenant: str = "?", member: str = "?") -> str:
         return (
             "SELECT json_group_array(json_array(g.id, g.display)) FROM scim_members m "
             "JOIN scim_resources g ON g.tenant = m.tenant AND g.id = m.group_id "
-            "WHERE m.tenant = ? AND m.member_id = ?"
+            f"WHERE m.tenant = {tenant} AND m.member_id = {member}"
         )
 
     def insert_members_sql(self, *, checked: bool = False) -> str:
@@ -741,12 +742,12 @@ class PostgresDialect(Dialect):
             "FROM scim_members WHERE tenant = ? AND group_id = ?"
         )
 
-    def groups_array_sql(self) -> str:
+    def groups_array_sql(self, tenant: str = "?", member: str = "?") -> str:
         return (
             "SELECT CAST(json_agg(json_build_array(g.id, g.display)) AS text) "
             "FROM scim_members m JOIN scim_resources g "
             "ON g.tenant = m.tenant AND g.id = m.group_id "
-            "WHERE m.tenant = ? AND m.member_id = ?"
+            f"WHERE m.tenant = {tenant} AND m.member_id = {member}"
         )
 
     def insert_members_sql(self, *, checked: bool = False) -> str:
