@@ -302,7 +302,50 @@ def compare_reads(kind: str, size: int, seconds: float) -> None:
     backend.close()
 
 
-CASES = ("GET by id", "userName eq", "100-resource page")
+CASES = ("GET by id", "userName eq", "100-resource page", "GET by id, ASGI")
+
+
+def asgi_batch(engine: Engine) -> Callable[[list[str]], None]:
+    """GETs by id through ``scim2-core serve``'s app (``PrefixMount(ASGIApp(engine))``),
+    from the ASGI scope to the last body message, on one event loop. The engine runs on
+    the loop (no worker threads: what is measured is the translation and the engine)."""
+    import asyncio
+
+    from scim2_core.asgi import ASGIApp, PrefixMount
+
+    engine.never_blocks = True
+    app = PrefixMount(ASGIApp(engine), "/scim/v2")
+    loop = asyncio.new_event_loop()
+    headers = [(b"host", b"127.0.0.1:8000"), (b"user-agent", b"wrk"), (b"accept", b"*/*")]
+    sent: list[Any] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+
+    async def run(paths: list[str]) -> None:
+        for path in paths:
+            scope = {
+                "type": "http",
+                "asgi": {"version": "3.0"},
+                "http_version": "1.1",
+                "method": "GET",
+                "scheme": "http",
+                "path": path,
+                "raw_path": path.encode(),
+                "query_string": b"",
+                "root_path": "",
+                "headers": headers,
+                "client": ("127.0.0.1", 50000),
+                "server": ("127.0.0.1", 8000),
+            }
+            await app(scope, receive, send)
+            assert sent[0]["status"] == 200, sent
+            sent.clear()
+
+    return lambda paths: loop.run_until_complete(run(paths))
 
 
 def worker(kind: str, size: int) -> None:
@@ -321,17 +364,21 @@ def worker(kind: str, size: int) -> None:
             "/Users", {"startIndex": str(1 + (k % max(1, size - 100))), "count": "100"}
         ),
     }
+    batches: dict[str, Callable[[list[int]], Any]] = {
+        case: lambda ks, fn=fn: [fn(k) for k in ks] for case, fn in run.items()
+    }
+    through_asgi = asgi_batch(side.engine)
+    batches["GET by id, ASGI"] = lambda ks: through_asgi([f"/scim/v2/Users/{ids[k]}" for k in ks])
     print("ready", flush=True)
     n = 0
     for line in sys.stdin:
         case, seconds = line.rsplit(" ", 1)
-        fn, count = run[case], 0
+        batch, count = batches[case], 0
         gc.collect()
         cpu, end = time.process_time(), time.perf_counter() + float(seconds)
         while time.perf_counter() < end:
-            for _ in range(20):
-                fn(picks[n % len(picks)])
-                n += 1
+            batch([picks[(n + i) % len(picks)] for i in range(20)])
+            n += 20
             count += 20
         print(f"{(time.process_time() - cpu) / count * 1e6:.3f}", flush=True)
 

@@ -37,12 +37,11 @@ from .serving import (
     framing_conflict,
     host_from_server,
     not_mounted,
-    outgoing_headers,
     payload_too_large,
     query_params,
     request_timeout,
 )
-from .serving._targets import asgi_headers, asgi_target
+from .serving._targets import asgi_headers, asgi_response_headers, asgi_target
 from .serving._workers import Workers
 
 __all__ = ["ASGIApp", "PrefixMount", "Receive", "Scope", "Send"]
@@ -179,21 +178,11 @@ class ASGIApp:
         await _send_response(send, scope, response)
 
 
-#: The header names the engine answers with, as ASGI sends them (lower case, bytes).
-_NAMES = {
-    name: name.lower().encode("latin-1")
-    for name in ("Content-Type", "Content-Length", "ETag", "Location", "X-Request-Id")
-}
-
-
 async def _send_response(
     send: Send, scope: Scope, response: Response, *, close: bool = False
 ) -> None:
     """Send ``response``; ``close`` adds ``Connection: close`` (servers then close)."""
-    headers = [
-        (_NAMES.get(name) or name.lower().encode("latin-1"), value.encode("latin-1"))
-        for name, value in outgoing_headers(response)
-    ]
+    headers = asgi_response_headers(response)
     if close:
         headers.append((b"connection", b"close"))
     await send({"type": "http.response.start", "status": response["status"], "headers": headers})

@@ -21,6 +21,7 @@ from typing import Any, Protocol
 from urllib.parse import unquote
 
 from ._types import Request, Response
+from .engine._request import LowerCaseHeaders
 from .serving import (
     EngineLike,
     base_url,
@@ -136,7 +137,7 @@ class WSGIApp:
 
     def request(self, environ: Environ, body: bytes) -> Request:
         """Translate a WSGI ``environ`` and its body into the engine's request dict."""
-        headers: dict[str, str] = {}
+        headers = LowerCaseHeaders()
         for key, value in environ.items():
             if key.startswith("HTTP_"):
                 headers[key[5:].replace("_", "-").lower()] = value

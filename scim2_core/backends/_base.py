@@ -175,6 +175,10 @@ class Page:
     first: Position | None = None
     last: Position | None = None
     more: bool = False
+    #: Optional: the derived ``groups`` of the window's resources, as
+    #: :meth:`Backend.groups_of` answers them, when the backend read them with the page
+    #: (SQLBackend's one-statement lookups); ``None``: the engine asks ``groups_of``.
+    groups: Mapping[str, list[dict[str, Any]]] | None = None
 
 
 @runtime_checkable

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 from .._errors import ConfigurationError
 from .._types import Request
+from ._request import LowerCaseHeaders
 
 __all__ = ["Principal", "bearer_tokens"]
 
@@ -49,6 +50,8 @@ class Principal:
 def _authorization(request: Request) -> str | None:
     """The ``Authorization`` header of ``request`` (header names are case-insensitive)."""
     headers = request.get("headers") or {}
+    if type(headers) is LowerCaseHeaders:  # what the transports pass: one lookup
+        return headers.get("authorization")
     value = headers.get("Authorization")
     if value is not None:
         return value

@@ -283,7 +283,7 @@ def list_resources(
     if seek is not None:
         query = replace(query, offset=0, seek=seek)
     page = _search_type(state, ctx, rt, query, derived)
-    items = state.renderer.render_many(ctx, rt, page.resources, projection)
+    items = state.renderer.render_many(ctx, rt, page.resources, projection, page.groups)
     if seek is not None:
         body = _keyset_body(state, page, items, window.count, seek, digest)
     else:

@@ -4,7 +4,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
 
 from .._types import Response
@@ -17,6 +17,11 @@ __all__ = ["Renderer"]
 
 #: ``(extension urn or None, attribute, referenced type name, its endpoint)``.
 _RefFill = tuple[str | None, str, str, str]
+
+#: A resource and its derived ``groups`` (``Backend.groups_of``'s list for it), or ``None``.
+_WithGroups = tuple[dict[str, Any], list[dict[str, Any]]] | None
+#: A backend's optional ``get_with_groups(tenant, rt, id)`` (``SQLBackend`` has it).
+_GetWithGroups = Callable[[str | None, ResourceType, str], _WithGroups]
 
 
 def _single_refs(rt: ResourceType, types: Sequence[ResourceType]) -> tuple[_RefFill, ...]:
@@ -49,13 +54,41 @@ class Renderer:
     """Holds what rendering needs: the backend (for derived values), the resource types
     by name, the compiled projections (a bounded cache) and the reference fills."""
 
-    __slots__ = ("_backend", "_by_name", "_projections", "_ref_fills")
+    __slots__ = (
+        "_backend",
+        "_by_name",
+        "_get_with_groups",
+        "_grouped",
+        "_projections",
+        "_ref_fills",
+    )
 
     def __init__(self, backend: Backend, types: Sequence[ResourceType]) -> None:
         self._backend = backend
         self._by_name = {rt.name: rt for rt in types}
         self._projections: dict[tuple[str, str | None, str | None], Projection] = {}
         self._ref_fills = {rt.name: _single_refs(rt, types) for rt in types}
+        #: The types with a ``groups`` attribute (derived from memberships, RFC 7643 §4.1.2).
+        self._grouped = frozenset(rt.name for rt in types if rt.schema.attribute("groups"))
+        self._get_with_groups: _GetWithGroups | None = getattr(backend, "get_with_groups", None)
+
+    def read_with_groups(
+        self, ctx: Ctx, rt: ResourceType, rid: str
+    ) -> tuple[dict[str, Any] | None, list[dict[str, Any]] | None] | None:
+        """The resource ``rid`` and its derived ``groups`` in one backend call, when the
+        backend reads them together (its optional ``get_with_groups``: one statement where
+        ``get`` then ``groups_of`` are two) and the response shows ``groups``; ``(None,
+        None)`` when there is no such resource. ``None`` when that does not apply: the
+        caller reads the resource alone, and rendering asks ``groups_of``."""
+        read = self._get_with_groups
+        if (
+            read is None
+            or rt.name not in self._grouped
+            or not self.request_projection(ctx, rt).wants_groups
+        ):
+            return None
+        found = read(ctx.tenant, rt, rid)
+        return (None, None) if found is None else found
 
     def projection(
         self, rt: ResourceType, attrs: list[str] | None, excl: list[str] | None
@@ -78,6 +111,8 @@ class Renderer:
 
     def request_projection(self, ctx: Ctx, rt: ResourceType) -> Projection:
         """The projection named by the request's query parameters (RFC 7644 §3.9)."""
+        if not ctx.query:  # most reads name none: the type's default projection
+            return self.projection(rt, None, None)
         attrs = split_attribute_list(ctx.query.get("attributes"))
         excl = split_attribute_list(ctx.query.get("excludedAttributes"))
         return self.projection(rt, attrs, excl)
@@ -88,11 +123,13 @@ class Renderer:
         rt: ResourceType,
         resources: list[dict[str, Any]],
         projection: Projection,
+        groups: Mapping[str, list[dict[str, Any]]] | None = None,
     ) -> list[dict[str, Any]]:
         """The response form of ``resources`` (which the caller owns: they are completed
-        in place with derived values before the projection is applied)."""
-        if projection.wants_groups and rt.schema.attribute("groups") is not None:
-            self.attach_groups(ctx, resources)
+        in place with derived values before the projection is applied). ``groups``: the
+        derived groups of each resource by id, when already read (else asked here)."""
+        if projection.wants_groups and rt.name in self._grouped:
+            self.attach_groups(ctx, resources, groups)
         self.fill_refs(ctx, rt, resources)
         base = ctx.base_url
         out = []
@@ -132,15 +169,23 @@ class Renderer:
             if found.get(target) == type_name:
                 value["$ref"] = f"{ctx.base_url}{endpoint}/{target}"
 
-    def attach_groups(self, ctx: Ctx, resources: list[dict[str, Any]]) -> None:
-        """Set the derived ``groups`` of each resource (RFC 7643 §4.1.2), in place.
+    def attach_groups(
+        self,
+        ctx: Ctx,
+        resources: list[dict[str, Any]],
+        known: Mapping[str, list[dict[str, Any]]] | None = None,
+    ) -> None:
+        """Set the derived ``groups`` of each resource (RFC 7643 §4.1.2), in place; from
+        ``known`` (``groups_of``'s answer, already read) when given.
 
         "value: The identifier of the User's group", "$ref: The URI of the corresponding
         'Group' resource", "display: A human-readable name", "type: [...] 'direct'".
         """
         if not resources:
             return
-        found = self._backend.groups_of(ctx.tenant, [r["id"] for r in resources])
+        found = known
+        if found is None:
+            found = self._backend.groups_of(ctx.tenant, [r["id"] for r in resources])
         if not found:
             return
         group_rt = self._by_name.get("Group")
@@ -158,11 +203,15 @@ class Renderer:
         status: int,
         *,
         location: bool = False,
+        groups: list[dict[str, Any]] | None = None,
     ) -> Response:
         """One resource as a response, with its ``ETag`` (RFC 7644 §3.14) and, for a
-        create, its ``Location`` (RFC 7644 §3.3)."""
+        create, its ``Location`` (RFC 7644 §3.3). ``groups``: its derived groups, when
+        read with it (:meth:`read_with_groups`)."""
         version = stored.get("meta", {}).get("version")
-        body = self.render_many(ctx, rt, [stored], self.request_projection(ctx, rt))[0]
+        known = None if groups is None else {stored["id"]: groups}
+        projection = self.request_projection(ctx, rt)
+        body = self.render_many(ctx, rt, [stored], projection, known)[0]
         headers: dict[str, str] = {}
         if isinstance(version, str):
             headers["ETag"] = version

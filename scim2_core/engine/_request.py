@@ -31,6 +31,7 @@ __all__ = [
     "DISCOVERY_ENDPOINTS",
     "Authenticate",
     "Ctx",
+    "LowerCaseHeaders",
     "authenticate",
     "check_method",
     "decode",
@@ -75,7 +76,17 @@ class Ctx:
     change: dict[str, Any] | None = None
 
 
+class LowerCaseHeaders(dict[str, str]):
+    """Request headers already as :class:`Ctx` keeps them: names lower case, values
+    strings (repeated fields joined). The transports of :mod:`scim2_core.serving` build
+    them so; :func:`decode` takes them as they are instead of copying them."""
+
+    __slots__ = ()
+
+
 def _header_map(headers: Any) -> dict[str, str]:
+    if type(headers) is LowerCaseHeaders:
+        return headers
     if not headers:
         return {}
     items = headers.items() if type(headers) is dict or isinstance(headers, Mapping) else headers

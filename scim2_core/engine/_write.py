@@ -69,12 +69,15 @@ def get_resource(state: EngineState, ctx: Ctx, rt: ResourceType, rid: str) -> Re
     A group read that will not return ``members`` (RFC 7644 §3.9 ``excludedAttributes``)
     reads none from a backend that stores them apart (:class:`MemberRows`)."""
     backend = state.backend
+    groups: list[dict[str, Any]] | None = None  # User.groups, when read with the User
     if (
         _has_member_rows(backend)
         and lists_members(rt)
         and not state.renderer.request_projection(ctx, rt).wants_members
     ):
         stored = backend.get_without_members(ctx.tenant, rt, rid)
+    elif (read := state.renderer.read_with_groups(ctx, rt, rid)) is not None:
+        stored, groups = read  # one statement (SQLBackend), not get then groups_of
     else:
         stored = backend.get(ctx.tenant, rt, rid)
     if stored is None:
@@ -90,7 +93,7 @@ def get_resource(state: EngineState, ctx: Ctx, rt: ResourceType, rid: str) -> Re
         tags = parse_etags(inm)
         if tags is None or version in tags:
             return {"status": 304, "headers": {"ETag": version}, "body": b""}
-    return state.renderer.resource_response(ctx, rt, stored, 200)
+    return state.renderer.resource_response(ctx, rt, stored, 200, groups=groups)
 
 
 def _member_types(state: EngineState, ctx: Ctx, values: Iterable[str]) -> Mapping[str, str]:

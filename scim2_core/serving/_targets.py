@@ -7,8 +7,18 @@ from typing import Any
 from urllib.parse import unquote, unquote_to_bytes, urlsplit
 
 from .._errors import ConfigurationError
+from .._types import Response
+from .._urns import SCIM_MEDIA_TYPE
+from ..engine._request import LowerCaseHeaders
 
-__all__ = ["asgi_headers", "asgi_target", "checked_base_url", "engine_path", "split_target"]
+__all__ = [
+    "asgi_headers",
+    "asgi_response_headers",
+    "asgi_target",
+    "checked_base_url",
+    "engine_path",
+    "split_target",
+]
 
 
 def split_target(target: str) -> tuple[str | None, str | None]:
@@ -83,7 +93,7 @@ def asgi_headers(scope: Mapping[str, Any]) -> tuple[dict[str, str], str | None, 
     """One pass over an ASGI scope's request headers: all of them by lower-case name (repeated ones
     joined with ``", "``, RFC 9110 §5.3), and the first ``Content-Length`` and
     ``Transfer-Encoding`` values as received (``None`` when absent)."""
-    headers: dict[str, str] = {}
+    headers = LowerCaseHeaders()
     length: str | None = None
     encoding: str | None = None
     for raw_name, raw_value in scope.get("headers", ()):
@@ -118,3 +128,37 @@ def asgi_target(scope: Mapping[str, Any]) -> tuple[str | None, str | None]:
         if target and target != path and ("%" not in target or unquote(target) != path):
             target = ""
     return split_target(target or path)
+
+
+#: The header names the engine answers with, as ASGI sends them (lower case, bytes).
+_NAMES = {
+    name: name.lower().encode("latin-1")
+    for name in ("Content-Type", "Content-Length", "ETag", "Location", "X-Request-Id")
+}
+_CONTENT_TYPE = _NAMES["Content-Type"]
+#: The media type of every SCIM answer, as the whole header ASGI sends.
+_SCIM_TYPE = (_CONTENT_TYPE, SCIM_MEDIA_TYPE.encode("latin-1"))
+#: RFC 9110 §8.6: "A server MUST NOT send a Content-Length header field in any response
+#: with a status code of 1xx (Informational) or 204 (No Content)" (nor a 304 here).
+_NO_LENGTH = frozenset((204, 304))
+
+
+def asgi_response_headers(response: Response) -> list[tuple[bytes, bytes]]:
+    """:func:`~scim2_core.serving.outgoing_headers` as ASGI sends them (names lower case,
+    bytes), in one pass: the engine's own names and media type are encoded once."""
+    headers: list[tuple[bytes, bytes]] = []
+    length = False
+    for name, value in response["headers"].items():
+        key = _NAMES.get(name)
+        if key is None:
+            key = name.lower().encode("latin-1")
+        if key is _CONTENT_TYPE and value == SCIM_MEDIA_TYPE:
+            headers.append(_SCIM_TYPE)
+            continue
+        if key == b"content-length":
+            length = True
+        headers.append((key, value.encode("latin-1")))
+    status = response["status"]
+    if status >= 200 and status not in _NO_LENGTH and not length:
+        headers.append((b"content-length", b"%d" % len(response["body"])))
+    return headers

@@ -330,3 +330,62 @@ def test_wsgi_prefix_mount_passes_path_info_bytes_through_unchanged() -> None:
     environ = {"REQUEST_METHOD": "GET", "SCRIPT_NAME": "", "PATH_INFO": "/scim/v2/Users/\xff\xe9"}
     WSGIPrefixMount(inner)(environ, lambda status, headers, exc_info=None: None)  # type: ignore[arg-type]
     assert (seen[0]["SCRIPT_NAME"], seen[0]["PATH_INFO"]) == ("/scim/v2", "/Users/\xff\xe9")
+
+
+# -- the bytes of a JSON answer: the same with or without orjson ---------------------------
+
+_JSON = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**80), max_value=2**80)
+    | st.floats()  # NaN, infinities, 1e-07, 5e-324, 1e+16: where orjson writes otherwise
+    | st.text(),  # lone surrogates, non-ASCII, "e-", "null"
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@given(_JSON)
+def test_a_json_answer_is_the_same_bytes_with_or_without_orjson(value: Any) -> None:
+    from scim2_core._responses import encode_json, encode_json_stdlib
+
+    out = encode_json(value)
+    assert out == encode_json_stdlib(value)
+    out.decode("utf-8")  # RFC 8259 §8.1: UTF-8, whatever the strings hold
+    if out != b"NaN" and "NaN" not in out.decode() and "Infinity" not in out.decode():
+        assert json.loads(out) == value or value != value
+
+
+def test_the_json_encoders_agree_on_what_orjson_writes_otherwise() -> None:
+    from scim2_core._responses import encode_json, encode_json_stdlib
+
+    for value in (1.5e-7, 1e-5, 1e16, 2**70, "\ud800", "caf\u00e9", float("nan"), [None]):
+        assert encode_json(value) == encode_json_stdlib(value), value
+    assert encode_json({"a": "caf\u00e9"}) == '{"a":"café"}'.encode()
+    assert encode_json("\ud800") == b'"\\ud800"'  # unencodable in UTF-8: escaped
+
+
+_HEADER_NAMES = st.sampled_from(
+    ["Content-Type", "content-type", "ETag", "Location", "X-Request-Id", "Content-Length", "Allow"]
+)
+
+
+@given(
+    st.sampled_from([100, 200, 201, 204, 304, 400, 412, 500]),
+    st.dictionaries(_HEADER_NAMES, st.sampled_from([SCIM, "text/plain", "7", 'W/"1"'])),
+    st.binary(max_size=40),
+)
+def test_asgi_headers_out_are_the_kit_headers_lower_cased(
+    status: int, headers: dict[str, str], body: bytes
+) -> None:
+    """The ASGI app's one-pass headers are exactly ``outgoing_headers`` as ASGI sends them
+    (RFC 9110 §8.6: no Content-Length on 1xx, 204, nor here on 304)."""
+    from scim2_core.serving import outgoing_headers
+    from scim2_core.serving._targets import asgi_response_headers
+
+    response = {"status": status, "headers": headers, "body": body}
+    expected = [
+        (name.lower().encode("latin-1"), value.encode("latin-1"))
+        for name, value in outgoing_headers(response)  # type: ignore[arg-type]
+    ]
+    assert asgi_response_headers(response) == expected  # type: ignore[arg-type]

@@ -371,22 +371,108 @@ def _in_transaction(statements: list[str]) -> bool:
     return any(s.split()[0].upper() in ("BEGIN", "COMMIT") for s in statements)
 
 
-def test_a_user_read_by_id_is_two_statements_and_no_transaction(
+def test_a_read_by_id_is_one_statement_and_no_transaction(
     traced: tuple[Engine, list[str]],
 ) -> None:
     engine, statements = traced
     gid, users = _group_of(engine, 2)
-    for path, one_snapshot in ((f"/Users/{users[0]}", False), (f"/Groups/{gid}", True)):
+    for path in (f"/Users/{users[0]}", f"/Groups/{gid}"):
         statements.clear()
         got = _call(engine, "GET", path)
-        # A user, then its groups: each one statement, its own snapshot (no BEGIN/COMMIT);
-        # a group with its members: both in one transaction (one snapshot).
-        assert _in_transaction(statements) is one_snapshot, statements
-        if not one_snapshot:
+        # A user with its groups, a group with its members: ONE statement each (the
+        # groups or the members a scalar subquery of it), its own snapshot: no BEGIN/COMMIT.
+        assert len(statements) == 1, statements
+        assert not _in_transaction(statements), statements
+        if path.startswith("/Users"):
             assert [g["value"] for g in got["groups"]] == [gid]
-            assert len(statements) == 2, statements
         else:
             assert sorted(m["value"] for m in got["members"]) == sorted(users)
+
+
+def test_a_user_name_lookup_reads_the_groups_in_the_same_statement(
+    traced: tuple[Engine, list[str]],
+) -> None:
+    engine, statements = traced
+    gid, users = _group_of(engine, 2)
+    statements.clear()
+    found = _call(engine, "GET", "/Users", filter='userName eq "s2-1"')
+    assert [g["value"] for g in found["Resources"][0]["groups"]] == [gid]
+    assert len(statements) == 1, statements  # the page, its total and its groups
+    assert found["Resources"][0] == _call(engine, "GET", f"/Users/{users[1]}")
+
+
+@pytest.mark.parametrize("kind", ["sqlite", pytest.param("postgresql", marks=postgres)])
+def test_a_lookup_shows_the_groups_a_read_by_id_shows(
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """The groups read with a ``userName eq`` page (one statement) are those of a read by id
+    and of ``groups_of``: by group id, with their display names, the tenant's only."""
+    if kind == "sqlite":
+        backend = SQLBackend(f"sqlite:///{tmp_path / 'l.db'}")
+    else:
+        url = request.getfixturevalue("postgres_url")
+        backend = SQLBackend(url, schema=request.getfixturevalue("postgres_schema"))
+    engine = Engine(backend)
+    try:
+        for tenant in (None, "acme"):
+            people = engine.directory(tenant).users
+            joined = people.create({"userName": "joined"})["id"]
+            people.create({"userName": "alone"})
+            for name in ("z", "a", "\u00e9t\u00e9"):
+                engine.directory(tenant).groups.create(
+                    {"displayName": name, "members": [{"value": joined}]}
+                )
+        for name in ("joined", "alone"):
+            got = engine.directory("acme").users.search(filter=f'userName eq "{name}"')
+            (user,) = got.resources
+            assert user == engine.directory("acme").users.get(user["id"])
+            assert len(user.get("groups", [])) == (3 if name == "joined" else 0)
+    finally:
+        backend.close()
+
+
+@pytest.mark.parametrize("kind", ["sqlite", pytest.param("postgresql", marks=postgres)])
+def test_get_with_groups_is_get_and_groups_of_in_one_read(
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """``get_with_groups`` answers what ``get`` then ``groups_of`` answer: the groups by id
+    (whatever order they were joined in), with their display names, a tenant's groups
+    only, and ``None`` for no such resource."""
+    if kind == "sqlite":
+        backend = SQLBackend(f"sqlite:///{tmp_path / 'g.db'}")
+    else:
+        url = request.getfixturevalue("postgres_url")
+        backend = SQLBackend(url, schema=request.getfixturevalue("postgres_schema"))
+    engine = Engine(backend)
+    users_rt, groups_rt = engine.resource_types
+    try:
+        for tenant in (None, "acme"):
+            people = engine.directory(tenant).users
+            teams = engine.directory(tenant).groups
+            alone = people.create({"userName": "alone"})["id"]
+            joined = people.create({"userName": "joined"})["id"]
+            # Joined in an order unrelated to the groups' (server-chosen) ids.
+            for name in ("z", "a", "\u00e9t\u00e9", "Zed"):
+                teams.create({"displayName": name, "members": [{"value": joined}]})
+            for rid in (alone, joined, "missing"):
+                read = backend.get_with_groups(tenant, users_rt, rid)
+                doc = backend.get(tenant, users_rt, rid)
+                if doc is None:
+                    assert read is None
+                    continue
+                assert read is not None
+                assert read[0] == doc
+                assert read[1] == backend.groups_of(tenant, [rid]).get(rid, [])
+            assert len(backend.get_with_groups(tenant, users_rt, joined)[1]) == 4  # type: ignore[index]
+        # Another tenant's user is not found, its groups are not seen.
+        assert backend.get_with_groups("other", users_rt, joined) is None
+        # A group read by id: its members, from the same single statement.
+        gid = backend.groups_of("acme", [joined])[joined][0]["value"]
+        group = backend.get("acme", groups_rt, gid)
+        assert group is not None
+        assert [m["value"] for m in group["members"]] == [joined]
+    finally:
+        backend.close()
 
 
 @pytest.mark.parametrize("kind", ["sqlite", pytest.param("postgresql", marks=postgres)])

@@ -90,6 +90,20 @@ def _tenant_key(tenant: str | None) -> str:
     return "" if tenant is None else tenant
 
 
+def _group_entries(pairs: str | None) -> list[dict[str, Any]]:
+    """:meth:`SQLBackend.groups_of`'s list for one resource from the ``[id, display]``
+    pairs of :meth:`Dialect.groups_array_sql`: by group id (code point order, as Python
+    sorts strings), ``display`` where the group has one."""
+    found: list[dict[str, Any]] = []
+    if pairs and pairs != "[]":
+        for gid, name in sorted(json.loads(pairs)):
+            entry: dict[str, Any] = {"value": gid}
+            if name is not None:
+                entry["display"] = name
+            found.append(entry)
+    return found
+
+
 class SQLBackend:
     """A :class:`~scim2_core.backends.Backend` over SQLite or PostgreSQL.
 
@@ -146,6 +160,8 @@ class SQLBackend:
         self._bind_lock = threading.Lock()
         #: Set by :meth:`enable_outbox`: every write then stores its events.
         self._outbox_on = False
+        #: The statements of :meth:`_read`, by (members, groups).
+        self._reads: dict[tuple[bool, bool], str] = {}
 
     # --- lifecycle --------------------------------------------------------------------
     def close(self) -> None:
@@ -349,36 +365,55 @@ class SQLBackend:
         return load_new(self._dialect, info, _tenant_key(tenant), resources, self._new_row)
 
     def get(self, tenant: str | None, rt: ResourceType, id: str) -> dict[str, Any] | None:
-        return self._get(tenant, rt, id, members=True)
+        read = self._read(tenant, rt, id, members=True, groups=False)
+        return None if read is None else read[0]
 
     def get_without_members(
         self, tenant: str | None, rt: ResourceType, id: str
     ) -> dict[str, Any] | None:
         """:meth:`get` without ``members``: reads no member row (see the protocol)."""
-        return self._get(tenant, rt, id, members=False)
+        read = self._read(tenant, rt, id, members=False, groups=False)
+        return None if read is None else read[0]
 
-    def _get(
-        self, tenant: str | None, rt: ResourceType, id: str, *, members: bool
-    ) -> dict[str, Any] | None:
+    def get_with_groups(
+        self, tenant: str | None, rt: ResourceType, id: str
+    ) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
+        """:meth:`get` and what :meth:`groups_of` gives for that one resource (its groups,
+        by group id), read in ONE statement: one snapshot, one round trip. ``None`` when
+        there is no such resource. What a GET of a User by id renders (RFC 7643 §4.1.2:
+        ``groups`` is derived from the groups' ``members``)."""
+        return self._read(tenant, rt, id, members=True, groups=True)
+
+    def _read(
+        self, tenant: str | None, rt: ResourceType, id: str, *, members: bool, groups: bool
+    ) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
+        """One resource by id, with its ``members`` (when ``members`` and it lists them)
+        and its groups (when ``groups``), all in ONE statement: a single statement is its
+        own consistent snapshot, so no transaction is begun (the members and the groups
+        are scalar subqueries of the row's SELECT)."""
         d = self._dialect
         t = _tenant_key(tenant)
-        with_members_too = members and self._info(rt).has_members
-        # One statement (a User): no transaction; a Group with its members: one snapshot.
-        reading = d.transaction(write=False) if with_members_too else d.reading()
-        with reading as conn:
-            row = conn.execute(
-                d.sql(
-                    f"SELECT doc, {META_COLUMNS} FROM scim_resources "
-                    "WHERE tenant = ? AND id = ? AND type = ?"
-                ),
-                (t, id, rt.name),
-            ).fetchone()
-            if row is None:
-                return None
-            doc = merge_meta(loads(row[0]), row[1], row[2])
-            if with_members_too:
-                doc = with_members(doc, read_members(d, conn, t, id))
-        return doc
+        listed = members and self._info(rt).has_members
+        key = (listed, groups)
+        sql = self._reads.get(key)
+        if sql is None:
+            columns = f"doc, {META_COLUMNS}"
+            if listed:
+                columns += f", ({d.members_array_sql()})"
+            if groups:
+                columns += f", ({d.groups_array_sql()})"
+            sql = self._reads[key] = d.sql(
+                f"SELECT {columns} FROM scim_resources WHERE tenant = ? AND id = ? AND type = ?"
+            )
+        params: list[Any] = [t, id] * (1 + listed + groups)
+        params.append(rt.name)
+        row = d.fetch_one(sql, params)
+        if row is None:
+            return None
+        doc = merge_meta(loads(row[0]), row[1], row[2])
+        if listed:
+            doc = with_members(doc, json.loads(row[3]) if row[3] else [])
+        return doc, _group_entries(row[-1] if groups else None)
 
     def search(self, tenant: str | None, rt: ResourceType, query: SearchQuery) -> Page:
         info = self._info(rt)
@@ -392,7 +427,7 @@ class SQLBackend:
             f"SELECT r.doc, r.version, r.modified {base} ORDER BY {order} LIMIT ? OFFSET ?"
         )
         offset = max(0, query.offset)
-        short = self._short_lookup(info, query, page, [*base_params, *order_params])
+        short = self._short_lookup(info, query, base, order, [*base_params, *order_params])
         if short is not None:
             return short
         with self._dialect.transaction(write=False) as conn:
@@ -420,23 +455,32 @@ class SQLBackend:
         return Page(total=total, resources=resources)
 
     def _short_lookup(
-        self, info: TypeInfo, query: SearchQuery, page: str, params: list[Any]
+        self, info: TypeInfo, query: SearchQuery, base: str, order: str, params: list[Any]
     ) -> Page | None:
         """A filtered first page read in ONE statement and no transaction (a ``userName eq``
         lookup, what every IdP sends before a create), when it is shorter than ``count``: then
-        it is its own total, from its own snapshot. ``None`` when that cannot be the answer
-        (a full page needs its count; members need a second statement in the same
-        snapshot): the caller reads in a transaction instead."""
+        it is its own total, from its own snapshot, and each resource's derived ``groups``
+        come with it (a scalar subquery per row: :attr:`Page.groups`). ``None`` when that
+        cannot be the answer (a full page needs its count; members need a second statement
+        in the same snapshot): the caller reads in a transaction instead."""
         if query.filter is None or query.offset > 0 or not 0 < query.count < _SQL_INT_MAX:
             return None
         if info.has_members and not query.without_members:
             return None
-        with self._dialect.reading() as conn:
+        d = self._dialect
+        groups = f", ({d.groups_array_sql('r.tenant', 'r.id')})" if info.has_groups else ""
+        page = d.sql(
+            f"SELECT r.doc, r.version, r.modified{groups} {base} ORDER BY {order} LIMIT ? OFFSET ?"
+        )
+        with d.reading() as conn:
             rows = conn.execute(page, [*params, query.count, 0]).fetchall()
         if len(rows) >= query.count:
             return None
         resources = [merge_meta(json.loads(r[0]), r[1], r[2]) for r in rows]
-        return Page(total=len(resources), resources=resources)
+        if not info.has_groups:
+            return Page(total=len(resources), resources=resources)
+        found = {res["id"]: _group_entries(r[3]) for res, r in zip(resources, rows, strict=True)}
+        return Page(total=len(resources), resources=resources, groups=found)
 
     def _seek(self, tenant: str | None, info: TypeInfo, query: SearchQuery, seek: Seek) -> Page:
         """:meth:`search` with keyset paging (see :func:`._search.seek_sql`)."""

@@ -180,6 +180,21 @@ class Dialect:
             if self.shared:
                 self._lock.release()
 
+    def fetch_one(self, sql: str, params: Sequence[Any]) -> Any:
+        """The first row (or ``None``) of ONE statement run as :meth:`reading` runs it,
+        without the generator of a context manager around it: the read of one resource by
+        id, the most frequent request."""
+        if self.shared:
+            with self.reading() as shared:
+                return shared.execute(sql, params).fetchone()
+        conn = self.connection()
+        try:
+            return conn.execute(sql, params).fetchone()
+        except BaseException:
+            if getattr(conn, "closed", False):  # a broken PostgreSQL connection
+                self.forget()
+            raise
+
     def executemany(self, conn: Connection, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         """Run ``sql`` once per row of ``rows``."""
         conn.executemany(self.sql(sql), rows)  # type: ignore[attr-defined]
@@ -312,6 +327,13 @@ class Dialect:
     def members_array_sql(self) -> str:
         """One JSON array text of a group's members in list order; parameters: tenant,
         group id (one parse of one text instead of one per member)."""
+        raise NotImplementedError  # pragma: no cover - overridden
+
+    def groups_array_sql(self, tenant: str = "?", member: str = "?") -> str:
+        """One JSON array text of ``[group id, display]`` pairs, one per group the resource is
+        a member of, in no particular order (``NULL`` or ``[]`` for none), for the
+        ``tenant`` and ``member`` id given as SQL (parameters by default, or the columns of
+        an outer row). A scalar subquery of a read (``SQLBackend.get_with_groups``)."""
         raise NotImplementedError  # pragma: no cover - overridden
 
     def insert_members_sql(self, *, checked: bool = False) -> str:
@@ -466,6 +488,13 @@ class SQLiteDialect(Dialect):
         return (
             "SELECT json_group_array(json(x.entry)) FROM (SELECT entry FROM scim_members "
             "WHERE tenant = ? AND group_id = ? ORDER BY pos) AS x"
+        )
+
+    def groups_array_sql(self, tenant: str = "?", member: str = "?") -> str:
+        return (
+            "SELECT json_group_array(json_array(g.id, g.display)) FROM scim_members m "
+            "JOIN scim_resources g ON g.tenant = m.tenant AND g.id = m.group_id "
+            f"WHERE m.tenant = {tenant} AND m.member_id = {member}"
         )
 
     def insert_members_sql(self, *, checked: bool = False) -> str:
@@ -713,6 +742,14 @@ class PostgresDialect(Dialect):
             "FROM scim_members WHERE tenant = ? AND group_id = ?"
         )
 
+    def groups_array_sql(self, tenant: str = "?", member: str = "?") -> str:
+        return (
+            "SELECT CAST(json_agg(json_build_array(g.id, g.display)) AS text) "
+            "FROM scim_members m JOIN scim_resources g "
+            "ON g.tenant = m.tenant AND g.id = m.group_id "
+            f"WHERE m.tenant = {tenant} AND m.member_id = {member}"
+        )
+
     def insert_members_sql(self, *, checked: bool = False) -> str:
         # json (not jsonb) elements keep their text as sent: key order and spelling.
         sql = (
@@ -835,6 +872,21 @@ class PostgresDialect(Dialect):
         if type == "boolean":
             return f"CAST({expr} AS boolean)"
         return f"{expr}{self.collate}"
+
+    def fetch_one(self, sql: str, params: Sequence[Any]) -> Any:
+        """The first row (or ``None``) of ONE statement run as :meth:`reading` runs it,
+        without the generator of a context manager around it: the read of one resource by
+        id, the most frequent request."""
+        if self.shared:
+            with self.reading() as shared:
+                return shared.execute(sql, params).fetchone()
+        conn = self.connection()
+        try:
+            return conn.execute(sql, params).fetchone()
+        except BaseException:
+            if getattr(conn, "closed", False):  # a broken PostgreSQL connection
+                self.forget()
+            raise
 
     def executemany(self, conn: Connection, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         with conn.cursor() as cur:  # type: ignore[attr-defined]
