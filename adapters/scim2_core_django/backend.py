@@ -249,29 +249,33 @@ class _Statements:
             f"ON a.{q(pk.column)} = CAST(b.{q('object_pk')} AS {pk.cast_db_type(connection)})"
         )
         join = f"{bk_table} b {to_row}"
+        #: The groups holding each row, as a JSON array of ``[group id, displayName]`` per
+        #: group type (``groups_of`` then answers without a statement); params first.
+        self.groups, self.gparams = _groups_columns(backend, t, connection)
+        gcols = "".join(f", {c}" for c in self.groups)
         live = f"b.{q('resource_type')} = %s AND b.{q('deleted')} = %s"
         order = f"ORDER BY b.{q('created')} ASC, b.{q('scim_id')} ASC"
         by_id = f"WHERE b.{q('scim_id')} = %s AND {live}"
         #: params: id, type, False
-        self.by_id = f"SELECT {bk_cols}, {row_cols} FROM {join} {by_id}"
+        self.by_id = f"SELECT {bk_cols}, {row_cols}{gcols} FROM {join} {by_id}"
         locks = connection.features.has_select_for_update
         for_update = " " + connection.ops.for_update_sql() if locks else ""
         #: params: id, type, False; every column of the app's row (to make the instance)
-        self.lock = f"SELECT {bk_cols}, {all_cols} FROM {join} {by_id}{for_update}"
-        #: params: type, False; ``{}``: LIMIT/OFFSET. The window's bookkeeping rows from
-        #: the listing index, then their app rows by primary key (``rows``): joined in one
-        #: statement, PostgreSQL's planner prefers hashing the app's whole table.
-        self.window = f"SELECT {bk_cols} FROM {bk_table} b WHERE {live} {order} {{}}"
-        #: ``{}``: the primary keys' placeholders
-        self.rows = f"SELECT {row_cols} FROM {table} a WHERE a.{q(pk.column)} IN ({{}})"
-        self.bk_conv = _converters(bk_fields, connection)
-        self.row_conv = _converters(mapped, connection)
+        self.lock = f"SELECT {bk_cols}, {all_cols}{gcols} FROM {join} {by_id}{for_update}"
         self.top = f"SELECT MAX({q(pk.column)}) FROM {table}"
+        count = f"SELECT COUNT(*) FROM {bk_table} b WHERE {live}"
         #: params: type, False: the listing's total, and MAX(pk) (see ``_adopt``)
-        self.count_top = f"SELECT (SELECT COUNT(*) FROM {bk_table} b WHERE {live}), ({self.top})"
-        bk_set = ", ".join(f"{q(n)} = %s" for n in _BK_WRITTEN)
-        #: params: the values of _BK_WRITTEN, the bookkeeping row's pk
-        self.save_bk = f"UPDATE {bk_table} SET {bk_set} WHERE {q(bk_model._meta.pk.column)} = %s"
+        self.count_top = f"SELECT ({count}), ({self.top})"
+        #: params: type, False, gparams, type, False; ``{}``: LIMIT/OFFSET. The listing's
+        #: total, MAX(pk), and the window: its bookkeeping rows from the listing index (a
+        #: subquery, so that PostgreSQL probes the app's rows by primary key instead of
+        #: hashing the whole table), their app rows and their groups, in one statement.
+        self.window = (
+            f"SELECT ({count}), ({self.top}), {bk_cols}, {row_cols}{gcols} "
+            f"FROM (SELECT * FROM {bk_table} b WHERE {live} {order} {{}}) b {to_row} {order}"
+        )
+        #: ``{}``: ``column = %s, ...``; params: their values, the bookkeeping row's pk
+        self.save_bk = f"UPDATE {bk_table} SET {{}} WHERE {q(bk_model._meta.pk.column)} = %s"
         #: ``{field: statement}``: ``eq`` on a unique attribute's text field, through the
         #: unique index (params: type, attribute, key, type, False, value)
         self.probe: dict[str, str] = {}
@@ -282,11 +286,57 @@ class _Statements:
             test = f"{column} = %s" if u.ref.target.case_exact else f"LOWER({column}) = %s"
             u_table = q(unique_model._meta.db_table)
             self.probe[u.field] = (
-                f"SELECT {bk_cols}, {row_cols} FROM {u_table} u INNER JOIN {bk_table} b "
+                f"SELECT {bk_cols}, {row_cols}{gcols} FROM {u_table} u INNER JOIN {bk_table} b "
                 f"ON b.{q(bk_model._meta.pk.column)} = u.{q('resource_id')} {to_row} "
                 f"WHERE u.{q('resource_type')} = %s AND u.{q('attribute')} = %s "
                 f"AND u.{q('value')} = %s AND {live} "
                 f"AND {column} IS NOT NULL AND {column} <> '' AND {test} {order}"
+            )
+        #: ``{}``: the ids' placeholders; params: ids, type, False: ``(id, app pk)`` of the
+        #: live resources among ids whose app row exists (one statement, not two)
+        self.pks_of = (
+            f"SELECT b.{q('scim_id')}, a.{q(pk.column)} FROM {join} "
+            f"WHERE b.{q('scim_id')} IN ({{}}) AND {live}"
+        )
+        #: a group type whose members' model is plain: its members with their ids and
+        #: displays (``members_of``), and some named members (``some_members``)
+        self.members_of: str | None = None
+        self.some_members: str | None = None
+        rel = t.relation
+        if rel is not None and _plain(backend._types[rel.member_type], connection):
+            through = rel.through._meta
+            member_model = backend._types[rel.member_type].model
+            r_member = q(through.get_field(_attname_field(through, rel.member_col)).column)
+            r_group = q(through.get_field(_attname_field(through, rel.group_col)).column)
+            r_pk = q(through.pk.column)
+            r_table = q(through.db_table)
+            char = connection.ops.cast_char_field_without_max_length
+            d_table = q(backend._display._meta.db_table)
+            #: params: member type, False, type, False, the groups' pks (``{}``)
+            self.members_of = (
+                f"SELECT r.{r_group}, m.{q('scim_id')}, d.{q('display')} FROM {r_table} r "
+                f"LEFT OUTER JOIN {bk_table} m ON m.{q('resource_type')} = %s "
+                f"AND m.{q('object_pk')} = CAST(r.{r_member} AS {char}) AND m.{q('deleted')} = %s "
+                f"LEFT OUTER JOIN {bk_table} b ON b.{q('resource_type')} = %s "
+                f"AND b.{q('object_pk')} = CAST(r.{r_group} AS {char}) AND b.{q('deleted')} = %s "
+                f"LEFT OUTER JOIN {d_table} d ON d.{q('resource_id')} = b.{q('id')} "
+                f"AND d.{q('member_id')} = m.{q('scim_id')} "
+                f"WHERE r.{r_group} IN ({{}}) ORDER BY r.{r_pk}"
+            )
+            m_pk = member_model._meta.pk
+            #: params: group pk, group's bookkeeping pk, ids (``{}``), member type, False:
+            #: ``(id, app pk, relation row or NULL, display)`` of each live member named
+            self.some_members = (
+                f"SELECT m.{q('scim_id')}, a.{q(m_pk.column)}, r.{r_pk}, d.{q('display')} "
+                f"FROM {bk_table} m INNER JOIN {q(member_model._meta.db_table)} a "
+                f"ON a.{q(m_pk.column)} = CAST(m.{q('object_pk')} AS "
+                f"{m_pk.cast_db_type(connection)}) "
+                f"LEFT OUTER JOIN {r_table} r ON r.{r_member} = a.{q(m_pk.column)} "
+                f"AND r.{r_group} = %s "
+                f"LEFT OUTER JOIN {d_table} d ON d.{q('resource_id')} = %s "
+                f"AND d.{q('member_id')} = m.{q('scim_id')} "
+                f"WHERE m.{q('scim_id')} IN ({{}}) AND m.{q('resource_type')} = %s "
+                f"AND m.{q('deleted')} = %s ORDER BY r.{r_pk}"
             )
         #: a group type: ``(statement, converters)`` of its memberships, for ``groups``
         self.memberships: tuple[str, list[tuple[int, list[Any], Any]]] | None = None
@@ -316,15 +366,93 @@ class _Statements:
             )
 
 
+#: ``{app pk: groups_of's entries, or None to ask}``, or None when not read (``_fetch``).
+_Groups = Mapping[Any, list[dict[str, Any]] | None] | None
+
 #: ``_adopt``'s ``top`` when its caller has not read ``MAX(pk)``.
 _UNREAD = object()
-
-#: The bookkeeping columns a write changes (the rest never change after creation).
-_BK_WRITTEN = ("version", "last_modified", "created", "content_hash", "extras")
 
 
 def _attname_field(opts: Any, attname: str) -> str:
     return str(next(f.name for f in opts.concrete_fields if f.attname == attname))
+
+
+def _plain(t: _Type, connection: Any) -> bool:
+    """Whether the fixed statements may read ``t``'s model: SQLite or PostgreSQL, an
+    integer primary key, no inherited table, a default manager that filters no rows."""
+    model = t.model
+    return bool(
+        connection.vendor in ("sqlite", "postgresql")
+        and model._meta.pk.get_internal_type() in _INTEGER_PKS
+        and not model._meta.parents
+        and all(getattr(f, "concrete", False) and f.model is model for f in t.fields.values())
+        and not model.objects.all().query.where
+    )
+
+
+def _groups_columns(
+    backend: DjangoModelBackend, t: _Type, connection: Any
+) -> tuple[list[str], list[Any]]:
+    """``([column, ...], params)``: for each group type whose members are ``t``'s rows, a
+    subquery giving the groups holding the row ``a`` as a JSON array of ``[group id,
+    displayName]`` (RFC 7643 §4.1.2 ``groups``); none at all unless every such group type
+    can be read so."""
+    q = connection.ops.quote_name
+    char = connection.ops.cast_char_field_without_max_length
+    pg = connection.vendor == "postgresql"
+    columns: list[str] = []
+    params: list[Any] = []
+    for g in backend._groups_holding(t):
+        rel = g.relation
+        if g.bm is None or rel is None:
+            continue  # not served: groups_of skips it too
+        display = g.bm.single(g.bm.rt.resolve_path("displayName"))
+        if display is None or not _plain(g, connection):
+            return [], []
+        through = rel.through._meta
+        member_f = through.get_field(_attname_field(through, rel.member_col))
+        group_f = through.get_field(_attname_field(through, rel.group_col))
+        shown = f"g.{q(g.fields[display.field].column)}"
+        pair = (
+            f"json_build_array(gb.{q('scim_id')}, {shown})"
+            if pg
+            else (f"json_array(gb.{q('scim_id')}, {shown})")
+        )
+        agg = f"json_agg({pair})::text" if pg else f"json_group_array({pair})"
+        columns.append(
+            f"(SELECT {agg} FROM {q(through.db_table)} r "
+            f"INNER JOIN {q(g.model._meta.db_table)} g "
+            f"ON g.{q(g.model._meta.pk.column)} = r.{q(group_f.column)} "
+            f"LEFT OUTER JOIN {q(backend._resource._meta.db_table)} gb "
+            f"ON gb.{q('resource_type')} = %s "
+            f"AND gb.{q('object_pk')} = CAST(r.{q(group_f.column)} AS {char}) "
+            f"AND gb.{q('deleted')} = %s "
+            f"WHERE r.{q(member_f.column)} = a.{q(t.model._meta.pk.column)})"
+        )
+        params.extend([g.name, False])
+    return columns, params
+
+
+def _groups_read(values: Sequence[Any]) -> list[dict[str, Any]] | None:
+    """The entries of ``groups_of`` from the JSON arrays of ``_groups_columns`` (None
+    when a group has no bookkeeping yet: ``groups_of`` then adopts it)."""
+    out: list[dict[str, Any]] = []
+    for value in values:
+        for gid, name in json.loads(value) if value else ():
+            if gid is None:
+                return None
+            entry: dict[str, Any] = {"value": gid}
+            if isinstance(name, str) and name:
+                entry["display"] = name
+            out.append(entry)
+    out.sort(key=lambda e: str(e["value"]))
+    return out
+
+
+def _chunks(values: Sequence[Any], size: int = 5000) -> Iterator[Sequence[Any]]:
+    """``values`` in slices an IN list can hold (SQLite's limit of parameters)."""
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
 
 
 def _converters(fields: Sequence[Any], connection: Any) -> list[tuple[int, list[Any], Any]]:
@@ -457,6 +585,9 @@ class DjangoModelBackend:
         #: ``{type: pk}``: every row of the type's model up to this (integer) primary key
         #: has its bookkeeping (see :meth:`_adopt`).
         self._adopted_upto: dict[str, int] = {}
+        #: Moves whenever a membership may have changed (``_touch``, the app's signals):
+        #: groups read with a row are kept for ``groups_of`` only if it has not moved.
+        self._epoch = 0
         #: The outbox and audit log (``enable_outbox``, ``enable_audit``): see ``_backend_events``.
         self._events = DjangoEvents(using, self._sqlite_lock, self._types)
 
@@ -562,8 +693,8 @@ class DjangoModelBackend:
         t = self._type(tenant, rt)
         sql = self._statements(t)
         if sql is not None:  # one statement: the bookkeeping and the app's row together
-            bks, rows = self._fetch(sql, sql.by_id, [id, t.name, False])
-            found = self._read_rows(t, rows=rows, bks=bks) if rows else []
+            bks, rows, groups = self._fetch(sql, sql.by_id, [id, t.name, False])
+            found = self._read_rows(t, rows=rows, bks=bks, groups=groups) if rows else []
             return found[0] if found else None
         bk = self._bk(t, id)
         if bk is None:
@@ -664,12 +795,15 @@ class DjangoModelBackend:
         """The write of :meth:`update`; with ``only``, of :meth:`update_members`: the
         resource ``change`` sees holds only those stored members, and the result none."""
         with self._write():
-            bk, instance = self._lock(t, id)
+            epoch = self._epoch
+            bk, instance, groups = self._lock(t, id)
             bks = {bk.object_pk: bk}
             row = [_row_of(t, instance)]
-            current = self._read_rows(t, rows=row, bks=bks, members=only is None)[0]
+            current = self._read_rows(t, rows=row, bks=bks, members=only is None, groups=groups)[0]
+            known: dict[str, Any] | None = None
             if only is not None and t.relation is not None:
-                _put_members(current, self._some_members(t.relation, bk, instance.pk, only))
+                named, known = self._some_members(t, t.relation, bk, instance.pk, only)
+                _put_members(current, named)
             check_version(current, if_match)
             new = change(_copy(current))
             if new is None:
@@ -677,7 +811,10 @@ class DjangoModelBackend:
                     current.pop("members", None)
                 return current
             new["id"] = id
-            stored = self._write_changed(t, bk, instance, current, new)
+            stored = self._write_changed(t, bk, instance, current, new, known)
+            if groups is not None and self._epoch == epoch:
+                # the groups read with the lock still hold (no membership moved since)
+                self._remember_groups({id: groups[instance.pk]})
             if self._events.on:  # with ``only``: the members named, not the group's
                 some = only is not None
                 self._events.record(t.bound.rt, None, current, stored, some_members=some)
@@ -686,7 +823,13 @@ class DjangoModelBackend:
             return stored
 
     def _write_changed(
-        self, t: _Type, bk: Any, instance: Any, current: dict[str, Any], new: dict[str, Any]
+        self,
+        t: _Type,
+        bk: Any,
+        instance: Any,
+        current: dict[str, Any],
+        new: dict[str, Any],
+        known: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
         """Write ``new`` over ``current`` (its members: all of them, or those
         :meth:`update_members` named): the fields that changed, the bookkeeping, and one
@@ -696,9 +839,10 @@ class DjangoModelBackend:
         removed_pks: list[Any] = []
         if t.relation is not None:
             added, gone = _member_changes(current, new)
-            added_pks = self._member_pks(t.relation, added)
+            added_pks = self._member_pks(t.relation, added, known=known)
             if gone:
-                removed_pks = list(self._member_pks(t.relation, gone, strict=False).values())
+                found = self._member_pks(t.relation, gone, strict=False, known=known)
+                removed_pks = list(found.values())
         unset: dict[str, Any] = {}
         changed = self._assign(t, instance, values, creating=False, unset=unset)
         keys_changed = any(u.keys(new) != u.keys(current) for u in t.uniques)
@@ -714,9 +858,15 @@ class DjangoModelBackend:
         bk.version = version_number(meta.get("version")) or bk.version
         bk.last_modified = meta.get("lastModified") or now()
         bk.created = meta.get("created") or bk.created
-        old_extras = bk.extras
+        old_extras, old_created = bk.extras, bk.created
         bk.extras = _strip_meta(extras, unset)
-        self._save_bk(t, bk)
+        written = ["version", "last_modified", "content_hash"]
+        written += [
+            n
+            for n, old in (("created", old_created), ("extras", old_extras))
+            if getattr(bk, n) != old
+        ]
+        self._save_bk(t, bk, written)
         if keys_changed:
             self._write_uniques(t, bk, new, replace=True)
         if bk.extras != old_extras:
@@ -747,7 +897,7 @@ class DjangoModelBackend:
     ) -> dict[str, Any]:
         t = self._type(tenant, rt)
         with self._write():
-            bk, instance = self._lock(t, id)
+            bk, instance, _ = self._lock(t, id)
             current = self._read_rows(t, rows=[_row_of(t, instance)], bks={bk.object_pk: bk})[0]
             check_version(current, if_match)
             when = now()
@@ -806,6 +956,10 @@ class DjangoModelBackend:
         out: dict[str, list[dict[str, Any]]] = {}
         if not ids:
             return out
+        # the groups read with these rows by the statement that read them (one use)
+        cached: dict[str, Any] | None = self._local.__dict__.pop("groups", None)
+        if cached is not None and all(id in cached for id in ids):
+            return {id: [dict(e) for e in cached[id]] for id in ids if cached[id]}
         by_type = self._rows_of(ids)
         for group in self._types.values():
             rel = group.relation
@@ -904,6 +1058,15 @@ class DjangoModelBackend:
         if not wanted:
             return {}
         found: dict[str, str] = {}
+        statement = self._existing_statement()
+        if statement is not None:  # one statement: the bookkeeping and the app's rows
+            sql, params = statement
+            with connections[self.using].cursor() as cursor:
+                for chunk in _chunks(wanted):
+                    marks = ", ".join(["%s"] * len(chunk))
+                    cursor.execute(sql.format(marks), [*chunk, False, *params])
+                    found.update(cursor.fetchall())
+            return found
         rows = self._resource.objects.using(self.using).filter(scim_id__in=wanted, deleted=False)
         by_type: dict[str, dict[str, str]] = {}
         for bk in rows.only("scim_id", "resource_type", "object_pk"):
@@ -1012,36 +1175,62 @@ class DjangoModelBackend:
             found = cache[t.name]
             if found is None or found.connection is connection:
                 return found
-        model = t.model
-        plain = (
-            connection.vendor in ("sqlite", "postgresql")
-            and model._meta.pk.get_internal_type() in _INTEGER_PKS
-            and not model._meta.parents
-            and all(getattr(f, "concrete", False) and f.model is model for f in t.fields.values())
-            and not model.objects.all().query.where
-        )
-        made = _Statements(self, t, connection) if plain else None
+        made = _Statements(self, t, connection) if _plain(t, connection) else None
         cache[t.name] = made
+        return made
+
+    def _existing_statement(self) -> tuple[str, list[Any]] | None:
+        """``(statement, params)`` of :meth:`existing` for this thread's connection, when
+        every mapped model is plain (see ``_plain``): ``{}`` takes the ids' placeholders,
+        then params: the ids, False, ``params``."""
+        connection = connections[self.using]
+        cached = getattr(self._local, "existing", None)
+        if cached is not None and cached[0] is connection:
+            return cast(tuple[str, list[Any]] | None, cached[1])
+        made: tuple[str, list[Any]] | None = None
+        if all(_plain(t, connection) for t in self._types.values()):
+            q = connection.ops.quote_name
+            tests = []
+            for t in self._types.values():
+                pk = t.model._meta.pk
+                tests.append(
+                    f"EXISTS (SELECT 1 FROM {q(t.model._meta.db_table)} a "
+                    f"WHERE b.{q('resource_type')} = %s AND a.{q(pk.column)} = "
+                    f"CAST(b.{q('object_pk')} AS {pk.cast_db_type(connection)}))"
+                )
+            made = (
+                f"SELECT b.{q('scim_id')}, b.{q('resource_type')} "
+                f"FROM {q(self._resource._meta.db_table)} b "
+                f"WHERE b.{q('scim_id')} IN ({{}}) AND b.{q('deleted')} = %s "
+                f"AND ({' OR '.join(tests)})",
+                list(self._types),
+            )
+        self._local.existing = (connection, made)
         return made
 
     def _fetch(
         self, sql: _Statements, statement: str, params: Sequence[Any]
-    ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-        """Run a read of bookkeeping and app rows: ``({object_pk: bookkeeping}, rows)``,
-        the rows as ``values("pk", *fields)`` gives them, in the statement's order."""
+    ) -> tuple[dict[str, Any], list[dict[str, Any]], _Groups]:
+        """Run a read of bookkeeping and app rows: ``({object_pk: bookkeeping}, rows,
+        groups)``, the rows as ``values("pk", *fields)`` gives them, in the statement's
+        order; ``groups``: ``{pk: groups_of's entries}`` (see ``_groups_columns``)."""
         connection = sql.connection
         with connection.cursor() as cursor:
-            cursor.execute(statement, params)
+            cursor.execute(statement, [*sql.gparams, *params])
             raw = cursor.fetchall()
         bks: dict[str, Any] = {}
         rows: list[dict[str, Any]] = []
+        groups: dict[Any, list[dict[str, Any]] | None] = {}
         width, names = sql.width, sql.row_names
+        end = width + len(names)
         for r in raw:
             values = _convert(r, sql.read_conv, connection)
             bk = self._resource.from_db(self.using, sql.bk_names, values[:width])
             bks[bk.object_pk] = bk
-            rows.append(dict(zip(names, values[width:], strict=True)))
-        return bks, rows
+            row = dict(zip(names, values[width:end], strict=True))
+            rows.append(row)
+            groups[row["pk"]] = _groups_read(values[end:])
+        return bks, rows, (groups if sql.groups else None)
 
     def _probe_search(self, t: _Type, query: SearchQuery) -> Page | None:
         """``attribute eq "value"`` on a unique attribute held by a text field (an IdP's
@@ -1065,30 +1254,31 @@ class DjangoModelBackend:
             return None
         value = expr.value if attr.case_exact else expr.value.lower()
         params = [t.name, unique.label, value[:255], t.name, False, value]
-        bks, rows = self._fetch(sql, sql.probe[target.field], params)
+        bks, rows, groups = self._fetch(sql, sql.probe[target.field], params)
         if not rows and self._adopt(t):  # perhaps a row the app made without signals
-            bks, rows = self._fetch(sql, sql.probe[target.field], params)
+            bks, rows, groups = self._fetch(sql, sql.probe[target.field], params)
         total = len(rows)
         start = max(query.offset, 0)
         if query.count <= 0 or start >= total:
             return Page(total=total)
         window = rows[start : start + query.count]
-        return Page(total=total, resources=self._read_rows(t, rows=window, bks=bks))
+        return Page(total=total, resources=self._read_rows(t, rows=window, bks=bks, groups=groups))
 
-    def _save_bk(self, t: _Type, bk: Any) -> None:
-        """Write a bookkeeping row's changing columns (one UPDATE, no queryset built)."""
+    def _save_bk(self, t: _Type, bk: Any, names: Sequence[str]) -> None:
+        """Write the bookkeeping row's columns ``names`` (one UPDATE, no queryset built)."""
         sql = self._statements(t)
         if sql is None:
-            bk.save(using=self.using)
+            bk.save(using=self.using, update_fields=names)
             return
         opts = self._resource._meta
         connection = sql.connection
+        q = connection.ops.quote_name
         params = [
-            opts.get_field(name).get_db_prep_save(getattr(bk, name), connection)
-            for name in _BK_WRITTEN
+            opts.get_field(name).get_db_prep_save(getattr(bk, name), connection) for name in names
         ]
+        assignments = ", ".join(f"{q(opts.get_field(n).column)} = %s" for n in names)
         with connection.cursor() as cursor:
-            cursor.execute(sql.save_bk, [*params, bk.pk])
+            cursor.execute(sql.save_bk.format(assignments), [*params, bk.pk])
 
     def _bk(self, t: _Type, id: str) -> Any:
         found = self._resource.objects.using(self.using).filter(
@@ -1096,19 +1286,22 @@ class DjangoModelBackend:
         )
         return next(iter(found[:1]), None)  # scim_id is unique: no ORDER BY
 
-    def _lock(self, t: _Type, id: str) -> tuple[Any, Any]:
+    def _lock(self, t: _Type, id: str) -> tuple[Any, Any, _Groups]:
         """The bookkeeping row and the app's instance of ``id``, locked for the write
-        (row locks on PostgreSQL; on SQLite the write holds the database)."""
+        (row locks on PostgreSQL; on SQLite the write holds the database), and the
+        groups holding it when the statement read them (see ``_groups_columns``)."""
         sql = self._statements(t)
         if sql is not None:  # both rows in one statement
             with sql.connection.cursor() as cursor:
-                cursor.execute(sql.lock, [id, t.name, False])
+                cursor.execute(sql.lock, [*sql.gparams, id, t.name, False])
                 raw = cursor.fetchone()
             if raw is not None:
                 values = _convert(raw, sql.lock_conv, sql.connection)
                 bk = self._resource.from_db(self.using, sql.bk_names, values[: sql.width])
-                instance = t.model.from_db(self.using, sql.all_names, values[sql.width :])
-                return bk, instance
+                end = sql.width + len(sql.all_names)
+                instance = t.model.from_db(self.using, sql.all_names, values[sql.width : end])
+                groups = {instance.pk: _groups_read(values[end:])} if sql.groups else None
+                return bk, instance, groups
             # not found, or the app deleted its row: the ORM's path below tells which
         bk = (
             self._resource.objects.using(self.using)
@@ -1127,7 +1320,7 @@ class DjangoModelBackend:
         if instance is None:  # the app deleted the row
             bk.delete(using=self.using)
             raise NotFoundError(f"{t.name} {id!r} not found.")
-        return bk, instance
+        return bk, instance, None
 
     def _base(self, t: _Type) -> Any:
         """The app's rows that are SCIM resources, with their id and created time."""
@@ -1148,37 +1341,7 @@ class DjangoModelBackend:
         bookkeeping's index alone (an IdP's full sync pages through everything)."""
         sql = self._statements(t)
         if sql is not None:
-            # one statement counts and reads MAX(pk) for the adoption check (see _adopt)
-            with sql.connection.cursor() as cursor:
-                cursor.execute(sql.count_top, [t.name, False])
-                total, top = cursor.fetchone()
-            if self._adopt(t, top):
-                with sql.connection.cursor() as cursor:
-                    cursor.execute(sql.count_top, [t.name, False])
-                    total = cursor.fetchone()[0]
-            if query.count <= 0 or query.offset >= total:
-                return Page(total=total)
-            start = max(query.offset, 0)
-            stop = start + min(query.count, total - start)
-            connection = sql.connection
-            bks: dict[str, Any] = {}
-            with connection.cursor() as cursor:
-                cursor.execute(
-                    sql.window.format(connection.ops.limit_offset_sql(start, stop)), [t.name, False]
-                )
-                for r in cursor.fetchall():
-                    values = _convert(r, sql.bk_conv, connection)
-                    bk = self._resource.from_db(self.using, sql.bk_names, values)
-                    bks[bk.object_pk] = bk
-                pks = [self._pk_value(t, text) for text in bks]
-                rows: list[dict[str, Any]] = []
-                if pks:
-                    cursor.execute(sql.rows.format(", ".join(["%s"] * len(pks))), pks)
-                    names = sql.row_names
-                    for r in cursor.fetchall():
-                        values = _convert(r, sql.row_conv, connection)
-                        rows.append(dict(zip(names, values, strict=True)))
-            return Page(total=total, resources=self._read_rows(t, pks, rows=rows, bks=bks))
+            return self._window(t, sql, query)
         self._adopt(t)
         live = self._resource.objects.using(self.using).filter(resource_type=t.name, deleted=False)
         total = live.count()
@@ -1189,6 +1352,47 @@ class DjangoModelBackend:
         stop = start + min(query.count, total - start)  # no LIMIT past what exists
         pks = [self._pk_value(t, p) for p in window[start:stop]]
         return Page(total=total, resources=self._read_rows(t, pks))
+
+    def _window(self, t: _Type, sql: _Statements, query: SearchQuery) -> Page:
+        """:meth:`_default_page` in one statement (two when the window is empty): the
+        total, ``MAX(pk)`` for the adoption check (see :meth:`_adopt`), the rows and their
+        groups."""
+        start = max(query.offset, 0)
+        connection = sql.connection
+        if query.count > 0 and start < _MAX_WINDOW:
+            limit = connection.ops.limit_offset_sql(start, start + min(query.count, _MAX_WINDOW))
+            params = [t.name, False, *sql.gparams, t.name, False]
+            with connection.cursor() as cursor:
+                cursor.execute(sql.window.format(limit), params)
+                raw = cursor.fetchall()
+            if raw:
+                total, top = raw[0][0], raw[0][1]
+                if self._adopt(t, top):  # app rows made without signals: read again
+                    return self._window(t, sql, query)
+                bks: dict[str, Any] = {}
+                rows: list[dict[str, Any]] = []
+                groups: dict[Any, list[dict[str, Any]] | None] = {}
+                width, names = sql.width, sql.row_names
+                end = width + len(names)
+                for r in raw:
+                    values = _convert(r[2:], sql.read_conv, connection)
+                    bk = self._resource.from_db(self.using, sql.bk_names, values[:width])
+                    bks[bk.object_pk] = bk
+                    row = dict(zip(names, values[width:end], strict=True))
+                    rows.append(row)
+                    groups[row["pk"]] = _groups_read(values[end:])
+                found = self._read_rows(
+                    t, rows=rows, bks=bks, groups=groups if sql.groups else None
+                )
+                return Page(total=total, resources=found)
+        with connection.cursor() as cursor:
+            cursor.execute(sql.count_top, [t.name, False])
+            total, top = cursor.fetchone()
+        if self._adopt(t, top):
+            return self._window(t, sql, query)
+        # RFC 7644 §3.4.2.4: past the last result, or count=0: the total alone (a window
+        # that came back empty otherwise holds only rows the app deleted behind Django)
+        return Page(total=total)
 
     def _on_post_save(
         self,
@@ -1204,6 +1408,7 @@ class DjangoModelBackend:
         and the values the uniqueness and ``userName eq`` lookups read."""
         if using != self.using or getattr(_OWN_SAVE, "active", False):
             return
+        self._epoch += 1  # e.g. a group renamed: its display in groups changes
         for t in self._types.values():
             if t.model is not sender or t.bm is None:
                 continue
@@ -1225,6 +1430,7 @@ class DjangoModelBackend:
 
     def _on_post_delete(self, sender: Any, instance: Any, **kw: Any) -> None:
         """The app deleted a row: its SCIM resource is gone (bookkeeping, cascade)."""
+        self._epoch += 1
         for t in self._types.values():
             if t.model is sender:
                 self._resource.objects.using(self.using).filter(
@@ -1357,9 +1563,11 @@ class DjangoModelBackend:
         bks: Mapping[str, Any] | None = None,
         refresh: bool = True,
         members: bool = True,
+        groups: _Groups = None,
     ) -> list[dict[str, Any]]:
         """The resources of the app's rows ``pks`` (in that order; missing ones skipped),
-        or of ``rows`` already read (``values("pk", *fields)``).
+        or of ``rows`` already read (``values("pk", *fields)``). ``groups``: the groups
+        holding each row, read with it; kept for the ``groups_of`` that follows.
 
         With ``refresh``, a row whose mapped fields no longer have the hash SCIM last saw
         was changed by the app: its version and lastModified move first (RFC 7644 §3.14).
@@ -1384,8 +1592,9 @@ class DjangoModelBackend:
         listed: dict[Any, list[dict[str, Any]]] = {}
         displays: dict[tuple[int, str], str] = {}
         if t.relation is not None and members:
-            listed = self._members_of(t.relation, list(by_pk))
-            if listed:
+            found = self._members_read(t, list(by_pk))
+            listed = found if found is not None else self._members_of(t.relation, list(by_pk))
+            if listed and found is None:
                 displays = {
                     (r, m): d
                     for r, m, d in self._display.objects.using(self.using)
@@ -1394,6 +1603,7 @@ class DjangoModelBackend:
                 }
         out = []
         seen: dict[str, tuple[str, str]] = {}
+        held: dict[str, list[dict[str, Any]]] = {}
         for pk in order:
             row = by_pk.get(pk)
             bk = bks.get(self._pk_text(t, pk)) if row is not None else None
@@ -1419,8 +1629,19 @@ class DjangoModelBackend:
             resource["meta"] = meta
             out.append(resource)
             seen[bk.scim_id] = (t.name, bk.object_pk)
+            mine = groups.get(pk) if groups is not None else None
+            if mine is not None:
+                held[bk.scim_id] = mine
         self._local.seen = seen
+        self._remember_groups(held if groups is not None else None)
         return out
+
+    def _remember_groups(self, groups: Mapping[str, Any] | None) -> None:
+        """Keep ``{id: groups_of's entries}`` for the next ``groups_of`` of this thread."""
+        if groups is None:
+            self._local.__dict__.pop("groups", None)
+        else:
+            self._local.groups = dict(groups)
 
     def _app_changed(self, t: _Type, bk: Any, row: Mapping[str, Any], digest: str) -> None:
         when = now()
@@ -1438,6 +1659,31 @@ class DjangoModelBackend:
                 self._write_uniques(t, bk, resource, replace=True, strict=False)
         else:
             bk.refresh_from_db(using=self.using)
+
+    def _members_read(
+        self, t: _Type, group_pks: list[Any]
+    ) -> dict[Any, list[dict[str, Any]]] | None:
+        """:meth:`_members_of` with the members' displays, in one statement joining the
+        relation and the bookkeeping (None: not for this model, or a member has no
+        bookkeeping yet, which :meth:`_members_of` adopts)."""
+        sql = self._statements(t)
+        rel = t.relation
+        if sql is None or sql.members_of is None or rel is None or not group_pks:
+            return None
+        out: dict[Any, list[dict[str, Any]]] = {}
+        with sql.connection.cursor() as cursor:
+            for chunk in _chunks(group_pks):
+                marks = ", ".join(["%s"] * len(chunk))
+                params = [rel.member_type, False, t.name, False, *chunk]
+                cursor.execute(sql.members_of.format(marks), params)
+                for gpk, id, display in cursor.fetchall():
+                    if id is None:
+                        return None
+                    entry: dict[str, Any] = {"value": id, "type": rel.member_type}
+                    if display is not None:
+                        entry["display"] = display
+                    out.setdefault(gpk, []).append(entry)
+        return out
 
     def _members_of(self, rel: _Relation, group_pks: list[Any]) -> dict[Any, list[dict[str, Any]]]:
         """``{group pk: [{"value": id, "type": member type}, ...]}`` in joining order."""
@@ -1503,14 +1749,32 @@ class DjangoModelBackend:
         return out
 
     def _member_pks(
-        self, rel: _Relation, ids: Iterable[str], *, strict: bool = True
+        self,
+        rel: _Relation,
+        ids: Iterable[str],
+        *,
+        strict: bool = True,
+        known: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
         """``{member id: app pk}``; with ``strict``, 400 ``invalidValue`` for ids that are
-        not live resources of the member type (RFC 7643 §4.2: "Identifier of the member")."""
+        not live resources of the member type (RFC 7643 §4.2: "Identifier of the member").
+        ``known``: pks this write's transaction already read (see :meth:`_some_members`)."""
         ids = list(dict.fromkeys(ids))
         if not ids:
             return {}
+        if known is not None and all(id in known for id in ids):
+            return {id: known[id] for id in ids}
         member_t = self._types[rel.member_type]
+        sql = self._statements(member_t)
+        if sql is not None:  # one statement: the bookkeeping joined to the app's rows
+            found: dict[str, Any] = {}
+            with sql.connection.cursor() as cursor:
+                for chunk in _chunks(ids):
+                    marks = ", ".join(["%s"] * len(chunk))
+                    cursor.execute(sql.pks_of.format(marks), [*chunk, rel.member_type, False])
+                    found.update(cursor.fetchall())
+            if all(id in found for id in ids) or not strict:
+                return {id: found[id] for id in ids if id in found}
         rows = dict(
             self._resource.objects.using(self.using)
             .filter(scim_id__in=ids, resource_type=rel.member_type, deleted=False)
@@ -1538,12 +1802,40 @@ class DjangoModelBackend:
         return pks
 
     def _some_members(
+        self, t: _Type, rel: _Relation, bk: Any, group_pk: Any, values: Collection[str]
+    ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+        """The stored members of the group whose ``value`` is in ``values``, in stored
+        order, each read by its id (one index probe each, whatever the group's size);
+        and, when one statement read them, ``{id: app pk}`` of the live ones (members or
+        not), for the write's :meth:`_member_pks`."""
+        if not values:
+            return [], None
+        sql = self._statements(t)
+        if sql is not None and sql.some_members is not None:
+            links: list[tuple[Any, str, Any]] = []
+            alive: dict[str, Any] = {}
+            with sql.connection.cursor() as cursor:
+                for chunk in _chunks(list(values)):
+                    marks = ", ".join(["%s"] * len(chunk))
+                    params = [group_pk, bk.pk, *chunk, rel.member_type, False]
+                    cursor.execute(sql.some_members.format(marks), params)
+                    for id, pk, link, display in cursor.fetchall():
+                        alive[id] = pk
+                        if link is not None:
+                            links.append((link, id, display))
+            entries = []
+            for _, id, display in sorted(links):
+                entry: dict[str, Any] = {"value": id, "type": rel.member_type}
+                if display is not None:
+                    entry["display"] = display
+                entries.append(entry)
+            return entries, alive
+        return self._orm_some_members(rel, bk, group_pk, values), None
+
+    def _orm_some_members(
         self, rel: _Relation, bk: Any, group_pk: Any, values: Collection[str]
     ) -> list[dict[str, Any]]:
-        """The stored members of the group whose ``value`` is in ``values``, in stored
-        order, each read by its id (one index probe each, whatever the group's size)."""
-        if not values:
-            return []
+        """:meth:`_some_members` through the ORM."""
         member_t = self._types[rel.member_type]
         rows = dict(
             self._resource.objects.using(self.using)
@@ -1597,6 +1889,8 @@ class DjangoModelBackend:
     def _touch(self, type_name: str, pks: Iterable[Any], when: str) -> None:
         """A membership changed: the member (or group) gets a new version and lastModified
         (RFC 7644 §3.14: ``groups`` is part of a User's representation)."""
+        self._epoch += 1
+        self._local.__dict__.pop("groups", None)
         t = self._types.get(type_name)
         pks = list(pks)
         if t is None or not pks or t.bm is None:
