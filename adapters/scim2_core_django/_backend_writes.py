@@ -277,6 +277,9 @@ class _Writes(_Filters):
                     stored = None
             else:
                 stored = value
+                held = getattr(instance, field.attname)
+                if not creating and type(held) is type(value) and held == value:
+                    continue  # what the row already holds: not validated again, not written
             if stored is not None:
                 try:
                     stored = field.clean(stored, instance)
