@@ -387,11 +387,13 @@ class _Reads(_Adoption):
         return out
 
     def _remember_groups(self, groups: Mapping[str, Any] | None) -> None:
-        """Keep ``{id: groups_of's entries}`` for the next ``groups_of`` of this thread."""
+        """Keep ``{id: groups_of's entries}`` for the next ``groups_of`` of this thread,
+        with the membership epoch they were read at (``groups_of`` uses them only if it has
+        not moved since)."""
         if groups is None:
             self._local.__dict__.pop("groups", None)
         else:
-            self._local.groups = dict(groups)
+            self._local.groups = (self._epoch, dict(groups))
 
     def _members_read(
         self, t: _Type, group_pks: list[Any]

@@ -520,8 +520,8 @@ class DjangoModelBackend(_Reads):
         if not ids:
             return out
         # the groups read with these rows by the statement that read them (one use)
-        cached: dict[str, Any] | None = self._local.__dict__.pop("groups", None)
-        if cached is not None and all(id in cached for id in ids):
+        epoch, cached = self._local.__dict__.pop("groups", (None, None))
+        if epoch == self._epoch and cached is not None and all(id in cached for id in ids):
             return {id: [dict(e) for e in cached[id]] for id in ids if cached[id]}
         by_type = self._rows_of(ids)
         for group in self._types.values():
