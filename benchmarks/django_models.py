@@ -28,8 +28,9 @@ run. Results are printed and written as JSON (``--out``); ``--plot`` draws the r
 the member-add latency against the group's size from one or more such files.
 
 ``--baseline CHECKOUT`` adds a third side, ``scim2-core before`` at ``/before/v2/``: the
-``DjangoModelBackend`` of another checkout's ``adapters/scim2_core_django/backend.py`` (the
-same models, engine and mapping, in a database of its own), interleaved with the others, so
+``DjangoModelBackend`` of another checkout's ``adapters/scim2_core_django/`` (its
+``backend.py`` and ``_backend_*`` modules over this tree's models, engine and mapping, in a
+database of its own), interleaved with the others, so
 a change to the backend is measured before and after in one run.
 """
 
@@ -190,18 +191,22 @@ urlpatterns: list[Any] = []
 
 
 def _baseline_backend(checkout: str) -> Any:
-    """``DjangoModelBackend`` as ``checkout``'s ``backend.py`` has it (its own module, over
-    this tree's models and mapping)."""
-    import importlib.util
+    """``DjangoModelBackend`` as ``checkout``'s adapter has it: its ``backend.py`` and the
+    ``_backend_*`` modules beside it, as a package of their own over this tree's models and
+    mapping (one set of Django models per process)."""
+    import importlib
+    import types
 
-    path = os.path.join(checkout, "adapters", "scim2_core_django", "backend.py")
-    spec = importlib.util.spec_from_file_location("scim2_core_django._baseline_backend", path)
-    assert spec is not None, path
-    assert spec.loader is not None, path
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module.DjangoModelBackend
+    import scim2_core_django.mapping
+    import scim2_core_django.models
+
+    name = "scim2_core_django_baseline"
+    package = types.ModuleType(name)
+    package.__path__ = [os.path.join(checkout, "adapters", "scim2_core_django")]
+    sys.modules[name] = package
+    sys.modules[f"{name}.models"] = scim2_core_django.models
+    sys.modules[f"{name}.mapping"] = scim2_core_django.mapping
+    return importlib.import_module(f"{name}.backend").DjangoModelBackend
 
 
 def mount(baseline: str | None = None) -> Any:

@@ -345,9 +345,12 @@ def _writes_of_adding_one_member(engine: Engine, alias: str, size: int) -> list[
     assert "members" not in answer.json
     after = call(engine, "GET", f"/Groups/{group['id']}").json
     assert [m["value"] for m in after["members"]] == ids
-    # No statement lists the group's members: each one names the member it reads.
+    # No statement lists the group's members: each one names the member it reads (by its
+    # primary key or its SCIM id).
     assert not any(
-        "auth_user_groups" in q["sql"] and '"user_id" IN' not in q["sql"]
+        "auth_user_groups" in q["sql"]
+        and '"user_id" IN' not in q["sql"]
+        and '"scim_id" IN' not in q["sql"]
         for q in queries.captured_queries
         if q["sql"].startswith("SELECT")
     )
@@ -366,3 +369,83 @@ def test_adding_a_member_reads_and_writes_the_same_rows_whatever_the_groups_size
     assert small == large
     assert "INSERT auth_user_groups" in small
     assert not any(w.startswith("DELETE auth_user_groups") for w in small)
+
+
+# -- a user's groups come with its row -----------------------------------------------------
+
+
+def _selects(alias: str, run: Any) -> tuple[Any, list[str]]:
+    from django.db import connections
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connections[alias]) as queries:
+        answer = run()
+    return answer, [q["sql"] for q in queries.captured_queries if q["sql"].startswith("SELECT")]
+
+
+def _group_ids(resource: dict[str, Any]) -> list[str]:
+    return sorted(g["value"] for g in resource.get("groups", []))
+
+
+def test_a_read_gives_the_users_groups_in_the_statement_that_reads_the_user(
+    engine: Engine, alias: str
+) -> None:
+    from django.contrib.auth.models import Group
+
+    users = [create_user(engine, f"member{i}") for i in range(3)]
+    sales = call(engine, "POST", "/Groups", {"schemas": [GROUP], "displayName": "Sales"}).json
+    call(engine, "GET", "/Users")  # the page adopts nothing more from here on
+    patch = {
+        "schemas": [PATCH_OP],
+        "Operations": [{"op": "add", "path": "members", "value": [{"value": users[0]["id"]}]}],
+    }
+    assert call(engine, "PATCH", f"/Groups/{sales['id']}", patch).status == 200
+    expected = [{"value": sales["id"], "display": "Sales"}]
+
+    got, selects = _selects(alias, lambda: call(engine, "GET", f"/Users/{users[0]['id']}"))
+    assert [{k: g[k] for k in ("value", "display")} for g in got.json["groups"]] == expected
+    assert len(selects) == 1
+    eq = {"filter": 'userName eq "MEMBER0"'}
+    found, selects = _selects(alias, lambda: call(engine, "GET", "/Users", query=eq))
+    assert _group_ids(found.json["Resources"][0]) == [sales["id"]]
+    assert len(selects) == 1
+    listed, selects = _selects(alias, lambda: call(engine, "GET", "/Users"))
+    by_id = {r["id"]: _group_ids(r) for r in listed.json["Resources"]}
+    assert by_id == {users[0]["id"]: [sales["id"]], users[1]["id"]: [], users[2]["id"]: []}
+    assert len(selects) == 1
+
+    # the app changes the membership and the group's name: the next read shows both
+    group = Group.objects.using(alias).get(name="Sales")
+    _user(alias, username="member1").groups.add(group)
+    group.name = "Sales EMEA"
+    group.save(using=alias)
+    again = call(engine, "GET", f"/Users/{users[1]['id']}").json
+    assert [(g["value"], g["display"]) for g in again["groups"]] == [(sales["id"], "Sales EMEA")]
+
+
+def test_a_patch_answers_with_the_groups_the_apps_signals_gave_the_user(
+    engine: Engine, alias: str
+) -> None:
+    from django.contrib.auth.models import Group, User
+    from django.db.models.signals import post_save
+
+    user = create_user(engine, "leaver")
+    created = call(engine, "POST", "/Groups", {"schemas": [GROUP], "displayName": "Leavers"})
+    leavers = Group.objects.using(alias).get(name="Leavers")
+
+    def file_leavers(sender: Any, instance: Any, **kw: Any) -> None:
+        if not instance.is_active:
+            instance.groups.add(leavers)
+
+    post_save.connect(file_leavers, sender=User)
+    try:
+        patch = {
+            "schemas": [PATCH_OP],
+            "Operations": [{"op": "replace", "path": "active", "value": False}],
+        }
+        answer = call(engine, "PATCH", f"/Users/{user['id']}", patch)
+    finally:
+        post_save.disconnect(file_leavers, sender=User)
+    assert answer.status == 200
+    assert answer.json["active"] is False
+    assert _group_ids(answer.json) == [created.json["id"]]
