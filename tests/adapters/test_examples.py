@@ -65,19 +65,24 @@ def test_django_example_runserver() -> None:
     ) as proc:
         try:
             base = f"http://127.0.0.1:{port}/scim/v2"
-            deadline = time.monotonic() + 20
+            # Wait until the server accepts connections, with a request that changes nothing:
+            # retrying the POST itself after a timeout could create the user twice (409).
+            deadline = time.monotonic() + 60
             while True:
                 try:
-                    created = httpx.post(base + "/Users", headers=AUTH, content=json.dumps(USER))
+                    httpx.get(base + "/ServiceProviderConfig", timeout=30)
                     break
-                except httpx.TransportError:
-                    if time.monotonic() > deadline:
+                except httpx.ConnectError:
+                    if time.monotonic() > deadline or proc.poll() is not None:
                         raise
                     time.sleep(0.1)
+            created = httpx.post(
+                base + "/Users", headers=AUTH, content=json.dumps(USER), timeout=30
+            )
             assert created.status_code == 201, created.text
             assert created.headers["location"].startswith(base + "/Users/")
-            assert httpx.get(base + "/Users", headers=AUTH).json()["totalResults"] == 1
-            assert httpx.get(base + "/Users").status_code == 401
+            assert httpx.get(base + "/Users", headers=AUTH, timeout=30).json()["totalResults"] == 1
+            assert httpx.get(base + "/Users", timeout=30).status_code == 401
         finally:
             proc.terminate()
             proc.wait(10)
