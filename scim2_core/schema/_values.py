@@ -78,19 +78,70 @@ def normalize_value(
             if not (tolerant and attr.is_complex and isinstance(value, dict)):
                 raise InvalidValueError(f"Attribute {label!r} is multi-valued; expected a list.")
             value = [value]
-        out = []
-        for item in value:
-            if item is None:
-                continue
-            if attr.is_complex and not isinstance(item, dict):
-                raise InvalidValueError(f"Values of {label!r} must be objects.")
-            one = _normalize_single(attr, item, tolerant, label)
-            if one is not None and one != {}:
-                out.append(one)
-        return out
+        return _normalize_many(attr, value, tolerant, label)
     if isinstance(value, list):
         raise InvalidValueError(f"Attribute {label!r} is single-valued; got a list.")
     return _normalize_single(attr, value, tolerant, label)
+
+
+def _normalize_many(attr: Attribute, value: list[Any], tolerant: bool, label: str) -> list[Any]:
+    """The values of the multi-valued ``attr``, each normalised (empty ones dropped)."""
+    out = []
+    # Per shape of object (its keys in order), the canonical name of each key, when
+    # every key names a single-valued string sub-attribute or none (dropped): such an
+    # object of strings is renamed in one step (a 10k-member group is 10k objects of
+    # one shape), anything else goes the general way.
+    shapes: dict[tuple[Any, ...], tuple[str | None, ...] | None] = {}
+    is_complex = attr.is_complex
+    for item in value:
+        if item is None:
+            continue
+        if is_complex:
+            if not isinstance(item, dict):
+                raise InvalidValueError(f"Values of {label!r} must be objects.")
+            keys = tuple(item)
+            names = shapes.get(keys, _UNSEEN)
+            if names is _UNSEEN:
+                names = shapes[keys] = _string_shape(attr, keys)
+            if names is not None:
+                renamed: dict[str, Any] = {}
+                for name, v in zip(names, item.values(), strict=True):
+                    if type(v) is not str:
+                        break
+                    if name is not None:
+                        renamed[name] = v
+                else:
+                    if renamed:
+                        out.append(renamed)
+                    continue
+        one = _normalize_single(attr, item, tolerant, label)
+        if one is not None and one != {}:
+            out.append(one)
+    return out
+
+
+#: Marks a shape :func:`_normalize_many` has not planned yet (None: no plan).
+_UNSEEN: Final[Any] = object()
+
+#: The sub-attribute types whose string values :func:`_string` keeps as they are.
+_STRING_TYPES: Final = frozenset(("string", "reference"))
+
+
+def _string_shape(attr: Attribute, keys: tuple[Any, ...]) -> tuple[str | None, ...] | None:
+    """The canonical name of each of ``keys`` (None: not a sub-attribute of ``attr``, so
+    dropped), if each is a single-valued string sub-attribute or none; else None. Then an
+    object with these keys whose values are all strings normalises to the same object
+    renamed, as :func:`_normalize_complex` would make it, key by key."""
+    names: list[str | None] = []
+    for key in keys:
+        sub = attr.sub(key) if isinstance(key, str) else None
+        if sub is None:
+            names.append(None)
+        elif sub.type in _STRING_TYPES and not sub.multi_valued:
+            names.append(sub.name)
+        else:
+            return None
+    return tuple(names)
 
 
 def _normalize_single(attr: Attribute, value: Any, tolerant: bool, label: str) -> Any:

@@ -95,8 +95,8 @@ def test_version_3_groups_move_to_member_rows_without_loss(
     with SQLBackend(url, schema=schema) as backend:
         engine = Engine(backend)
         assert (
-            backend.schema_version() == SCHEMA_VERSION == 9
-        )  # 4: members as rows; 5-8: events and audit; 9: touched meta in columns
+            backend.schema_version() == SCHEMA_VERSION == 10
+        )  # 4: members as rows; 5-8: events and audit; 9, 10: touched meta apart
         for rid, resource in expected.items():
             kind = "Groups" if GROUP_URN in resource["schemas"] else "Users"
             # Every resource reads exactly as version 3 returned it: members in list
@@ -229,9 +229,11 @@ def test_touched_members_keep_meta_in_columns_that_filters_and_sorts_read(
     time.sleep(0.002)  # lastModified has millisecond resolution
     statements.clear()
     _call(engine, "DELETE", f"/Groups/{gid}")
-    # One narrow UPDATE of the columns; no member's document is rewritten.
-    touches = [s for s in statements if s.lstrip().upper().startswith("UPDATE SCIM_RESOURCES")]
-    assert len(touches) == 1 and "doc" not in touches[0].split("WHERE")[0]
+    # One statement writing the members' small scim_versions rows; no member's own row
+    # (nor its document) is rewritten.
+    touches = [s for s in statements if "INTO SCIM_VERSIONS" in s.upper()]
+    assert len(touches) == 1
+    assert not [s for s in statements if s.lstrip().upper().startswith("UPDATE SCIM_RESOURCES")]
     moved = _call(engine, "GET", f"/Users/{users[0]}")["meta"]["lastModified"]
     assert moved > late["meta"]["lastModified"] >= max(stamps.values())
     # meta.lastModified as read is what a filter and a sort see (RFC 7644 §3.4.2.2).
@@ -249,7 +251,7 @@ def test_touched_members_keep_meta_in_columns_that_filters_and_sorts_read(
 
 
 @pytest.mark.parametrize("kind", ["sqlite", pytest.param("postgresql", marks=postgres)])
-def test_version_8_database_moves_to_version_9_without_loss(
+def test_version_8_database_moves_to_the_current_version_without_loss(
     kind: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     if kind == "sqlite":
@@ -270,22 +272,29 @@ def test_version_8_database_moves_to_version_9_without_loss(
         # The database as version 8 left it: every row's meta in its documents only.
         d = old._dialect
         with d.transaction(write=True) as conn:
-            rows = conn.execute("SELECT id, doc, fdoc, version, modified FROM scim_resources")
+            rows = conn.execute(
+                "SELECT r.id, r.doc, r.fdoc, COALESCE(v.version, r.version), v.modified "
+                "FROM scim_resources r LEFT JOIN scim_versions v ON v.id = r.id"
+            )
             for rid, doc, fdoc, version, modified in rows.fetchall():
                 docs = [json.loads(x) if isinstance(x, str) else x for x in (doc, fdoc)]
                 for one in docs:
                     one["meta"]["version"] = version
                     one["meta"]["lastModified"] = modified or one["meta"]["lastModified"]
                 conn.execute(
-                    d.sql(f"UPDATE scim_resources SET doc = ?, fdoc = {d.json_param} WHERE id = ?"),
-                    (json.dumps(docs[0]), json.dumps(docs[1]), rid),
+                    d.sql(
+                        f"UPDATE scim_resources SET doc = ?, fdoc = {d.json_param}, version = ? "
+                        "WHERE id = ?"
+                    ),
+                    (json.dumps(docs[0]), json.dumps(docs[1]), version, rid),
                 )
             conn.execute("ALTER TABLE scim_resources DROP COLUMN modified")
+            conn.execute("DROP TABLE scim_versions")
             conn.execute("UPDATE scim_schema SET version = 8")
         assert old.schema_version() == 8
     with SQLBackend(url, schema=schema) as new:
         engine = Engine(new)
-        assert new.schema_version() == SCHEMA_VERSION == 9
+        assert new.schema_version() == SCHEMA_VERSION == 10
         for rid, resource in before.items():
             assert _call(engine, "GET", f"/Users/{rid}") == resource
         _call(engine, "DELETE", f"/Groups/{gid}")
@@ -293,6 +302,70 @@ def test_version_8_database_moves_to_version_9_without_loss(
             now = _call(engine, "GET", f"/Users/{rid}")
             assert (resource["meta"]["version"], now["meta"]["version"]) == ('W/"2"', 'W/"3"')
             assert "groups" not in now
+
+
+@pytest.mark.parametrize("kind", ["sqlite", pytest.param("postgresql", marks=postgres)])
+def test_version_9_database_moves_to_version_10_without_loss(
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """Version 9 kept a touched member's version and time in its own row's ``version``
+    and ``modified`` columns; version 10 moves them to ``scim_versions``: every read, filter
+    and sort answers as before, and the next touch counts on from there."""
+    if kind == "sqlite":
+        url, schema = f"sqlite:///{tmp_path}/v9.db", None
+    else:
+        url = request.getfixturevalue("postgres_url")
+        schema = request.getfixturevalue("postgres_schema")
+    with SQLBackend(url, schema=schema) as old:
+        engine = Engine(old)
+        users = [
+            _call(engine, "POST", "/Users", {"schemas": [USER_URN], "userName": f"u{i}"})
+            for i in range(4)
+        ]
+        members = [{"value": u["id"]} for u in users[:3]]
+        body = {"schemas": [GROUP_URN], "displayName": "G", "members": members}
+        gid = _call(engine, "POST", "/Groups", body)["id"]
+        _call(engine, "PATCH", f"/Users/{users[0]['id']}", _patch("title", "written"))
+        before = {u["id"]: _call(engine, "GET", f"/Users/{u['id']}") for u in users}
+        listed = _call(engine, "GET", "/Users", sortBy="meta.lastModified")
+        # The database as version 9 left it: a touched row's meta in its own columns.
+        d = old._dialect
+        with d.transaction(write=True) as conn:
+            touched = conn.execute("SELECT id, version, modified FROM scim_versions").fetchall()
+            for rid, version, modified in touched:
+                conn.execute(
+                    d.sql("UPDATE scim_resources SET version = ?, modified = ? WHERE id = ?"),
+                    (version, modified, rid),
+                )
+            conn.execute("DROP TABLE scim_versions")
+            conn.execute("UPDATE scim_schema SET version = 9")
+        assert len(touched) == 2  # users 1 and 2; user 0 was written after the touch
+        assert old.schema_version() == 9
+    with SQLBackend(url, schema=schema) as new:
+        engine = Engine(new)
+        assert new.schema_version() == SCHEMA_VERSION == 10
+        for rid, resource in before.items():
+            assert _call(engine, "GET", f"/Users/{rid}") == resource
+        assert _call(engine, "GET", "/Users", sortBy="meta.lastModified") == listed
+        version = before[users[1]["id"]]["meta"]["version"]
+        found = _call(engine, "GET", "/Users", filter=f"meta.version eq {json.dumps(version)}")
+        assert {r["id"] for r in found["Resources"]} == {users[1]["id"], users[2]["id"]}
+        _call(engine, "DELETE", f"/Groups/{gid}")
+        for u in users[:3]:
+            now = _call(engine, "GET", f"/Users/{u['id']}")
+            assert now["meta"]["version"] == _next(before[u["id"]]["meta"]["version"])
+            assert "groups" not in now
+        assert _call(engine, "GET", f"/Users/{users[3]['id']}") == before[users[3]["id"]]
+
+
+def _patch(path: str, value: Any) -> dict[str, Any]:
+    return {"schemas": [PATCH_URN], "Operations": [{"op": "replace", "path": path, "value": value}]}
+
+
+def _next(version: str) -> str:
+    from scim2_core.schema import next_version
+
+    return next_version(version)
 
 
 @pytest.mark.parametrize("kind", ["sqlite", pytest.param("postgresql", marks=postgres)])

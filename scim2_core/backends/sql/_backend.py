@@ -40,6 +40,7 @@ from ._members import (
     leave_groups,
     lock_rows,
     read_members,
+    read_members_text,
     split_members,
     touch_members,
     with_members,
@@ -50,6 +51,7 @@ from ._outbox import SQLAuditStore, SQLEventStore, versions_of, write_change
 from ._rows import (
     DEFAULT_INDEXED,
     META_COLUMNS,
+    VERSIONS_JOIN,
     TypeInfo,
     add_count,
     check_indexed,
@@ -397,13 +399,14 @@ class SQLBackend:
         key = (listed, groups)
         sql = self._reads.get(key)
         if sql is None:
-            columns = f"doc, {META_COLUMNS}"
+            columns = f"r.doc, {META_COLUMNS}"
             if listed:
                 columns += f", ({d.members_array_sql()})"
             if groups:
                 columns += f", ({d.groups_array_sql()})"
             sql = self._reads[key] = d.sql(
-                f"SELECT {columns} FROM scim_resources WHERE tenant = ? AND id = ? AND type = ?"
+                f"SELECT {columns} FROM scim_resources r{VERSIONS_JOIN} "
+                "WHERE r.tenant = ? AND r.id = ? AND r.type = ?"
             )
         params: list[Any] = [t, id] * (1 + listed + groups)
         params.append(rt.name)
@@ -423,9 +426,7 @@ class SQLBackend:
         base, base_params, order, order_params, count_sql, count_params = search_sql(
             d, self._translator, info, _tenant_key(tenant), query
         )
-        page = d.sql(
-            f"SELECT r.doc, r.version, r.modified {base} ORDER BY {order} LIMIT ? OFFSET ?"
-        )
+        page = d.sql(f"SELECT r.doc, {META_COLUMNS} {base} ORDER BY {order} LIMIT ? OFFSET ?")
         offset = max(0, query.offset)
         short = self._short_lookup(info, query, base, order, [*base_params, *order_params])
         if short is not None:
@@ -470,7 +471,7 @@ class SQLBackend:
         d = self._dialect
         groups = f", ({d.groups_array_sql('r.tenant', 'r.id')})" if info.has_groups else ""
         page = d.sql(
-            f"SELECT r.doc, r.version, r.modified{groups} {base} ORDER BY {order} LIMIT ? OFFSET ?"
+            f"SELECT r.doc, {META_COLUMNS}{groups} {base} ORDER BY {order} LIMIT ? OFFSET ?"
         )
         with d.reading() as conn:
             rows = conn.execute(page, [*params, query.count, 0]).fetchall()
@@ -513,29 +514,38 @@ class SQLBackend:
         self, info: TypeInfo, resource: Mapping[str, Any]
     ) -> tuple[str, str, dict[str, Any], dict[str, Any], list[Any]]:
         """``(id, JSON text, own copy, folded copy, members)`` of a new resource to insert:
-        the document without its members, and the members for their rows."""
-        text = dumps(resource)
-        full = loads(text)
-        self._dialect.check_storable(text, full)  # our own copy, as it will be read back
-        rid = full.get("id")
+        the document without its members, and the members for their rows (their text is
+        made, and checked, by :meth:`Dialect.member_pairs`)."""
+        rest, entries = split_members(info, dict(resource))
+        text = dumps(rest)
+        doc = loads(text)
+        self._dialect.check_storable(text, doc)  # our own copy, as it will be read back
+        rid = doc.get("id")
         if not isinstance(rid, str) or not rid:
             raise ValueError("the engine must assign a string id before create()")
-        doc, entries = split_members(info, full)
-        if entries or doc is not full:
-            text = dumps(doc)
-        return rid, text, doc, fold_document(info.rt, doc), entries
+        return rid, text, doc, fold_document(info.rt, doc), copy_json(entries)
 
     def _load_locked(
         self, conn: Connection, tenant: str, rt: ResourceType, id: str, lock: str
-    ) -> tuple[dict[str, Any], dict[str, Any]]:
-        """The stored document and its folded form (read, not recomputed: folding a
-        10k-member group costs more than parsing it), its row locked with ``lock``
-        (the dialect's ``for_update`` or ``for_delete``). NotFoundError if absent."""
+    ) -> tuple[dict[str, Any], dict[str, Any], bool]:
+        """The stored document, its folded form (read, not recomputed: folding a
+        10k-member group costs more than parsing it) and whether a touch gave it its
+        version (a ``scim_versions`` row), its row locked with ``lock`` (the dialect's
+        ``for_update`` or ``for_delete``). NotFoundError if absent."""
         d = self._dialect
+        where = "WHERE r.tenant = ? AND r.id = ? AND r.type = ?"
+        if lock:
+            # Locked first, read after (PostgreSQL): a touch holding the lock writes only
+            # the row's scim_versions row, which a statement that waited for the lock
+            # would read as its own snapshot had it, before the touch's commit.
+            locked = conn.execute(
+                d.sql(f"SELECT r.id FROM scim_resources r {where}" + lock), (tenant, id, rt.name)
+            ).fetchone()
+            if locked is None:
+                raise NotFoundError(f"{rt.name} {id!r} not found.")
         row = conn.execute(
             d.sql(
-                f"SELECT doc, fdoc, {META_COLUMNS} FROM scim_resources "
-                "WHERE tenant = ? AND id = ? AND type = ?" + lock
+                f"SELECT r.doc, r.fdoc, {META_COLUMNS} FROM scim_resources r{VERSIONS_JOIN} {where}"
             ),
             (tenant, id, rt.name),
         ).fetchone()
@@ -543,7 +553,8 @@ class SQLBackend:
             raise NotFoundError(f"{rt.name} {id!r} not found.")
         fdoc = json.loads(row[1]) if isinstance(row[1], str) else row[1]
         # meta.version and meta.lastModified are caseExact: folded as they are.
-        return merge_meta(loads(row[0]), row[2], row[3]), merge_meta(fdoc, row[2], row[3])
+        doc = merge_meta(loads(row[0]), row[2], row[3])
+        return doc, merge_meta(fdoc, row[2], row[3]), row[3] is not None
 
     def _store(
         self,
@@ -557,17 +568,18 @@ class SQLBackend:
         old_fdoc: Mapping[str, Any] | None = None,
         member_lists: tuple[list[Any], list[Any]] | None = None,
         partial: bool = False,
+        *,
+        touched: bool = True,
     ) -> dict[str, Any]:
         """Write ``new`` over ``old`` (documents without ``members``): the row, its index
         rows and, with ``member_lists`` (``(old, new)`` from :func:`split_members`), the
-        member rows that differ (``partial``: see :func:`write_members`). Returns ``new``
-        as stored (without members)."""
+        member rows that differ (``partial``: see :func:`write_members`). ``touched``:
+        ``old`` may have a ``scim_versions`` row, which goes (``new`` holds its meta).
+        Returns ``new`` as stored (without members)."""
         d = self._dialect
         text = dumps(new)
         doc = loads(text)
-        self._dialect.check_storable(text, doc)
-        if member_lists is not None:
-            self._dialect.check_storable(dumps(member_lists[1]), member_lists[1])
+        self._dialect.check_storable(text, doc)  # members: by the statements writing them
         fdoc = fold_document(info.rt, doc)
         if old_fdoc is None:
             old_fdoc = fold_document(info.rt, old)
@@ -579,6 +591,10 @@ class SQLBackend:
             ),
             (str(meta.get("version") or ""), display(doc), text, dumps(fdoc), tenant, rid),
         )
+        if touched:
+            conn.execute(
+                d.sql("DELETE FROM scim_versions WHERE tenant = ? AND id = ?"), (tenant, rid)
+            )
         write_index_rows(d, conn, info, tenant, rid, (old, old_fdoc), (doc, fdoc))
         if member_lists is not None:
             check = self._checker(conn, tenant, members)
@@ -606,19 +622,23 @@ class SQLBackend:
 
         def attempt() -> dict[str, Any]:
             with self._dialect.transaction(write=True) as conn:
-                current, current_fdoc = self._load_locked(conn, t, rt, id, for_update)
+                current, current_fdoc, touched = self._load_locked(conn, t, rt, id, for_update)
                 check_version(current, if_match)
                 if not info.has_members:
                     new = change(copy_json(current))
                     if new is None:
                         return current
-                    stored = self._store(conn, info, t, id, current, new, wanted, current_fdoc)
+                    stored = self._store(
+                        conn, info, t, id, current, new, wanted, current_fdoc, touched=touched
+                    )
                     if self._outbox_on:
                         self._record(conn, tenant, rt, None, current, stored)
                     return stored
-                old_members = read_members(self._dialect, conn, t, id)
+                text = read_members_text(self._dialect, conn, t, id)
+                old_members = json.loads(text)
                 full = with_members(current, old_members)
-                new = change(copy_json(full))
+                # The change's own copy; its members parsed again (faster than copied).
+                new = change(with_members(copy_json(current), json.loads(text)))
                 if new is None:
                     return full
                 rest, new_members = split_members(info, new)
@@ -632,6 +652,7 @@ class SQLBackend:
                     wanted,
                     current_fdoc,
                     (old_members, new_members),
+                    touched=touched,
                 )
                 result = with_members(stored, new_members)
                 if self._outbox_on:
@@ -664,7 +685,7 @@ class SQLBackend:
 
         def attempt() -> dict[str, Any]:
             with d.transaction(write=True) as conn:
-                current, current_fdoc = self._load_locked(conn, t, rt, id, d.for_update)
+                current, current_fdoc, touched = self._load_locked(conn, t, rt, id, d.for_update)
                 check_version(current, if_match)
                 old_members = read_members(d, conn, t, id, values)
                 new = change(copy_json(with_members(current, old_members)))
@@ -682,6 +703,7 @@ class SQLBackend:
                     current_fdoc,
                     (old_members, new_members),
                     partial=True,
+                    touched=touched,
                 )
                 if self._outbox_on:  # bounded: the members named, not the group's
                     before = with_members(current, old_members)
@@ -710,7 +732,7 @@ class SQLBackend:
                 gids = group_ids(d, conn, t, id)
                 if d.for_update and gids:
                     lock_rows(d, conn, t, gids)
-                current, current_fdoc = self._load_locked(conn, t, rt, id, d.for_delete)
+                current, current_fdoc, touched = self._load_locked(conn, t, rt, id, d.for_delete)
                 check_version(current, if_match)
                 if d.for_update:
                     # A group that gained this member (and committed) between the first
@@ -725,6 +747,10 @@ class SQLBackend:
                 conn.execute(
                     d.sql("DELETE FROM scim_resources WHERE tenant = ? AND id = ?"), (t, id)
                 )
+                if touched:
+                    conn.execute(
+                        d.sql("DELETE FROM scim_versions WHERE tenant = ? AND id = ?"), (t, id)
+                    )
                 write_index_rows(d, conn, info, t, id, (current, current_fdoc), None)
                 when = now()
                 entries: list[Any] = []
@@ -781,7 +807,9 @@ class SQLBackend:
 
     def existing(self, tenant: str | None, ids: Iterable[str]) -> Mapping[str, str]:
         t = _tenant_key(tenant)
-        wanted = list(dict.fromkeys(i for i in ids if isinstance(i, str)))
+        wanted = list(dict.fromkeys(ids))  # deduplicated at C speed (10k members)
+        if set(map(type, wanted)) - {str}:
+            wanted = [i for i in wanted if isinstance(i, str)]
         out: dict[str, str] = {}
         if not wanted:
             return out

@@ -346,21 +346,23 @@ class Dialect:
 
     def member_pairs(self, entries: Sequence[Any], folded: Sequence[Any]) -> tuple[Any, ...]:
         """The parameters of :meth:`insert_members_sql` that carry the members and their
-        folded forms (element for element)."""
-        return (
-            json.dumps(list(entries), ensure_ascii=False),
-            json.dumps(list(folded), ensure_ascii=False),
-        )
+        folded forms (element for element); :meth:`check_storable` refuses members the
+        database cannot hold."""
+        text = json.dumps(list(entries), ensure_ascii=False)
+        self.check_storable(text, entries)
+        return text, json.dumps(list(folded), ensure_ascii=False)
 
     def digits_only(self, text: str) -> str:
         """SQL: whether the text ``text`` is one or more ASCII digits."""
         return f"({text} <> '' AND {text} NOT GLOB '*[^0-9]*')"
 
-    def touch_sql(self) -> str:
-        """``UPDATE scim_resources SET ...`` (a WHERE clause is appended) giving each row the
-        next ``meta.version`` and ``meta.lastModified`` = the parameter, in the ``version``
-        and ``modified`` columns (schema version 9), read over ``doc``'s ``meta``: the
-        documents are not rewritten (see :func:`._rows.merge_meta`)."""
+    def touch_sql(self, where: str) -> str:
+        """The statement giving each resource of ``scim_resources r`` that ``where`` (a
+        condition on ``r``) selects the next ``meta.version`` and ``meta.lastModified`` =
+        the first parameter, in its ``scim_versions`` row (schema version 10; the
+        parameters of ``where`` follow). Reads take that row over ``scim_resources``'
+        version and ``doc``'s ``meta`` (see :func:`._rows.merge_meta`): neither the
+        resource's row nor its documents are rewritten."""
         # version_number/next_version of scim2_core.schema, in SQL: 'W/"n"' -> 'W/"n+1"',
         # anything unparseable counting as 0.
         text = (
@@ -370,7 +372,15 @@ class Dialect:
         number = f"(CASE WHEN {self.digits_only(text)} THEN CAST({text} AS BIGINT) ELSE 0 END)"
         next_version = f"'W/\"' || CAST({number} + 1 AS TEXT) || '\"'"
         version = self.next_version_sql(next_version)
-        return f"UPDATE scim_resources SET version = {version}, modified = ?"
+        # ``WHERE true``: SQLite reads an upsert's SELECT without a WHERE as ambiguous.
+        return (
+            "INSERT INTO scim_versions (tenant, id, version, modified) "
+            f"SELECT t.tenant, t.id, {version}, ? FROM (SELECT r.tenant, r.id, "
+            "COALESCE(v.version, r.version) AS version FROM scim_resources r "
+            "LEFT JOIN scim_versions v ON v.tenant = r.tenant AND v.id = r.id "
+            f"WHERE {where}) AS t WHERE true ON CONFLICT (tenant, id) DO UPDATE SET "
+            "version = excluded.version, modified = excluded.modified"
+        )
 
     def next_version_sql(self, general: str) -> str:
         """The SQL expression of :meth:`touch_sql`'s next version, given the ``general``

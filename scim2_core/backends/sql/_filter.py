@@ -60,12 +60,13 @@ _NOT_NULL = "not null"
 _Test = Compare | Present | str
 
 
-#: The ``meta`` sub-attributes a touch keeps in columns (schema version 9): a member whose
-#: ``groups`` changed gets its new ``meta.version`` and ``meta.lastModified`` in ``version``
-#: and ``modified``, its documents untouched (``modified`` is NULL when ``doc`` is current).
+#: The ``meta`` sub-attributes a touch keeps apart (schema version 10): a member whose
+#: ``groups`` changed gets its new ``meta.version`` and ``meta.lastModified`` in its
+#: ``scim_versions`` row (joined as ``v``), its documents untouched (no row, and
+#: ``v.modified`` NULL, when ``doc`` is current).
 _META_COLUMNS: Final[dict[tuple[str, ...], str]] = {
-    ("meta", "lastModified"): "r.modified",
-    ("meta", "version"): "r.version",
+    ("meta", "lastModified"): "v.modified",
+    ("meta", "version"): "v.version",
 }
 
 
@@ -76,7 +77,7 @@ def meta_column(keys: tuple[str, ...], expr: str) -> str:
     column = _META_COLUMNS.get(keys)
     if column is None:
         return expr
-    return f"(CASE WHEN r.modified IS NULL THEN {expr} ELSE {column} END)"
+    return f"(CASE WHEN v.modified IS NULL THEN {expr} ELSE {column} END)"
 
 
 def _folds(attr: Attribute) -> bool:

@@ -21,7 +21,16 @@ from ...schema import touch
 from .._rules import check_new_members as check_new_members_exist
 from .._rules import missing_members_error
 from ._dialect import Connection, Dialect
-from ._rows import META_COLUMNS, TypeInfo, chunks, dumps, fold_document, loads, merge_meta
+from ._rows import (
+    META_COLUMNS,
+    VERSIONS_JOIN,
+    TypeInfo,
+    chunks,
+    dumps,
+    fold_document,
+    loads,
+    merge_meta,
+)
 
 __all__ = [
     "Store",
@@ -34,6 +43,7 @@ __all__ = [
     "leave_groups",
     "lock_rows",
     "read_members",
+    "read_members_text",
     "split_members",
     "touch_members",
     "touch_rows",
@@ -53,6 +63,8 @@ class Store(Protocol):
         rid: str,
         old: dict[str, Any],
         new: dict[str, Any],
+        *,
+        touched: bool = ...,
     ) -> Any: ...
 
 
@@ -66,7 +78,9 @@ def split_members(info: TypeInfo, doc: dict[str, Any]) -> tuple[dict[str, Any], 
     rest = {k: v for k, v in doc.items() if k != "members"}
     members = doc["members"]
     entries: list[Any] = []
-    if isinstance(members, list):
+    if isinstance(members, list) and _plain_members(members):
+        entries = list(members)
+    elif isinstance(members, list):
         seen: set[str] = set()
         for m in members:
             value = m.get("value") if isinstance(m, dict) else None
@@ -74,6 +88,20 @@ def split_members(info: TypeInfo, doc: dict[str, Any]) -> tuple[dict[str, Any], 
                 seen.add(value)
                 entries.append(m)
     return rest, entries
+
+
+def _plain_members(members: list[Any]) -> bool:
+    """Whether every member is an object with a string ``value`` and no value repeats
+    (what the engine sends), checked in a few passes at C speed."""
+    try:
+        ids = [m["value"] for m in members]
+    except (TypeError, KeyError, IndexError):
+        return False
+    return (
+        set(map(type, members)) == {dict}
+        and set(map(type, ids)) == {str}
+        and (len(set(ids)) == len(ids))
+    )
 
 
 def with_members(doc: dict[str, Any], members: list[Any]) -> dict[str, Any]:
@@ -90,6 +118,13 @@ def with_members(doc: dict[str, Any], members: list[Any]) -> dict[str, Any]:
     return out
 
 
+def _storable(d: Dialect, entry: Any) -> str:
+    """The text of the member object ``entry``, which the database can hold."""
+    text = dumps(entry)
+    d.check_storable(text, entry)
+    return text
+
+
 def _fold_entries(info: TypeInfo, entries: Sequence[Any]) -> list[Any]:
     folded: list[Any] = fold_document(info.rt, {"members": list(entries)}).get("members", [])
     return folded
@@ -101,8 +136,7 @@ def read_members(
     """The members of ``group_id`` in list order; only those whose value is in ``values``
     when given (one index probe each)."""
     if values is None:
-        row = conn.execute(d.sql(d.members_array_sql()), (tenant, group_id)).fetchone()
-        members: list[Any] = json.loads(row[0]) if row is not None and row[0] else []
+        members: list[Any] = json.loads(read_members_text(d, conn, tenant, group_id))
         return members
     wanted = sorted(set(values))
     found: list[tuple[int, str]] = []
@@ -118,6 +152,13 @@ def read_members(
         )
     found.sort(key=lambda r: r[0])
     return [json.loads(r[1]) for r in found]
+
+
+def read_members_text(d: Dialect, conn: Connection, tenant: str, group_id: str) -> str:
+    """The members of ``group_id`` in list order, as one JSON array's text (parsing it
+    again is the cheapest copy of a large group's members)."""
+    row = conn.execute(d.sql(d.members_array_sql()), (tenant, group_id)).fetchone()
+    return str(row[0]) if row is not None and row[0] else "[]"
 
 
 def attach_members(
@@ -256,7 +297,7 @@ def write_members(
             f"UPDATE scim_members SET entry = ?, fentry = {d.json_param} "
             "WHERE tenant = ? AND group_id = ? AND member_id = ?",
             [
-                (dumps(m), dumps(f), tenant, group_id, m["value"])
+                (_storable(d, m), dumps(f), tenant, group_id, m["value"])
                 for m, f in zip(changed, folded, strict=True)
             ],
         )
@@ -329,8 +370,8 @@ def touch_rows(
 
     The rows are locked ``FOR NO KEY UPDATE`` in id order (PostgreSQL), the lock order
     every write keeps. Where no index row reads ``meta``, the new version and time go to
-    the ``version`` and ``modified`` columns, one narrow UPDATE for all the rows (a
-    10k-member group's create or delete touches 10k users), the documents untouched (see
+    their small ``scim_versions`` rows, one statement for all of them (a 10k-member
+    group's create or delete touches 10k users), the resources' own rows untouched (see
     :func:`._rows.merge_meta`); otherwise each document is rewritten here.
     """
     in_place = [k for k in kinds if not types[k].meta_indexed]
@@ -348,6 +389,8 @@ def touch_rows(
             params = [param]
         marks_kinds = ", ".join("?" * len(in_place))
         if d.for_update:
+            # Locked although not written: a write of one of them (which deletes its
+            # scim_versions row) waits for this one, or this one for it.
             conn.execute(
                 d.sql(
                     f"SELECT id FROM scim_resources WHERE tenant = ? AND id {where} "
@@ -356,17 +399,23 @@ def touch_rows(
                 [tenant, *params, *in_place],
             )
         conn.execute(
-            d.sql(d.touch_sql() + f" WHERE tenant = ? AND id {where} AND type IN ({marks_kinds})"),
+            d.sql(d.touch_sql(f"r.tenant = ? AND r.id {where} AND r.type IN ({marks_kinds})")),
             [when, tenant, *params, *in_place],
         )
     if not by_doc:
         return
     for chunk, marks in chunks(ids if group is None else sorted(ids)):
         marks_kinds = ", ".join("?" * len(by_doc))
+        where = f"WHERE r.tenant = ? AND r.id IN ({marks}) AND r.type IN ({marks_kinds})"
+        if d.for_update:  # locked first, read after: see SQLBackend._load_locked
+            conn.execute(
+                d.sql(f"SELECT r.id FROM scim_resources r {where} ORDER BY r.id" + d.for_update),
+                [tenant, *chunk, *by_doc],
+            ).fetchall()
         rows = conn.execute(
             d.sql(
-                f"SELECT id, type, doc, {META_COLUMNS} FROM scim_resources WHERE tenant = ? "
-                f"AND id IN ({marks}) AND type IN ({marks_kinds}) ORDER BY id" + d.for_update
+                f"SELECT r.id, r.type, r.doc, {META_COLUMNS} FROM scim_resources r"
+                f"{VERSIONS_JOIN} {where} ORDER BY r.id"
             ),
             [tenant, *chunk, *by_doc],
         ).fetchall()
@@ -374,7 +423,7 @@ def touch_rows(
             old = merge_meta(loads(text), version, modified)
             new = merge_meta(loads(text), version, modified)
             touch(new, when)
-            store(conn, types[kind], tenant, mid, old, new)
+            store(conn, types[kind], tenant, mid, old, new, touched=modified is not None)
 
 
 def check_new_members(

@@ -20,7 +20,7 @@ __all__ = ["MIGRATIONS", "SCHEMA_VERSION", "migrate", "reindex", "schema_version
 
 #: The schema version this code writes. Each entry of ``MIGRATIONS`` moves a
 #: database from version ``n - 1`` to ``n``; a database is migrated forward on first use.
-SCHEMA_VERSION: Final = 9
+SCHEMA_VERSION: Final = 10
 
 #: One step of a migration: a DDL/DML statement (``{json}`` names the dialect's JSON type),
 #: or a function given the dialect and the open transaction, for what SQL alone cannot do.
@@ -186,6 +186,37 @@ _V8: Final[tuple[Step, ...]] = (_outbox_sequence,)
 # (every existing row): the documents are current, so the upgrade changes no row.
 _V9: Final[tuple[Step, ...]] = ("ALTER TABLE scim_resources ADD COLUMN modified TEXT",)
 
+
+def _versions_table(d: Dialect, conn: Connection) -> None:
+    """Schema version 10: ``scim_versions``, one small row per touched resource (see
+    :data:`_V10`); WITHOUT ROWID on SQLite, so a row lives in its primary key's B-tree."""
+    conn.execute(
+        """CREATE TABLE scim_versions (
+            tenant TEXT NOT NULL,
+            id TEXT NOT NULL,
+            version TEXT NOT NULL,
+            modified TEXT NOT NULL,
+            PRIMARY KEY (tenant, id)
+        )"""
+        + (" WITHOUT ROWID" if d.name == "sqlite" else "")
+    )
+
+
+# Schema version 10: a touched resource (a member added to or removed from a group, a group
+# a member left by its delete) gets its next ``meta.version`` and ``meta.lastModified`` in a
+# row of its own in ``scim_versions`` (tenant, id, version, modified), which reads, filters
+# and sorts take over ``scim_resources``' ``version`` and ``doc``'s ``meta``: touching a
+# 10k-member group's members writes 10k small rows instead of rewriting 10k resource rows.
+# A write of the resource itself deletes its row (its documents are current again). The
+# upgrade moves every row version 9 touched (``modified`` not NULL) with its version and
+# time, so nothing is lost; ``scim_resources.modified`` stays, always NULL.
+_V10: Final[tuple[Step, ...]] = (
+    _versions_table,
+    "INSERT INTO scim_versions (tenant, id, version, modified) "
+    "SELECT tenant, id, version, modified FROM scim_resources WHERE modified IS NOT NULL",
+    "UPDATE scim_resources SET modified = NULL WHERE modified IS NOT NULL",
+)
+
 MIGRATIONS: Final[tuple[tuple[Step, ...], ...]] = (
     _V1,
     _V2,
@@ -196,6 +227,7 @@ MIGRATIONS: Final[tuple[tuple[Step, ...], ...]] = (
     _V7,
     _V8,
     _V9,
+    _V10,
 )
 
 

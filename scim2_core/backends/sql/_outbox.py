@@ -213,12 +213,17 @@ def versions_of(
         return []
     out: list[tuple[str, str, str | None]] = []
     for chunk, marks in chunks(wanted):
-        sql = f"SELECT type, id, version FROM scim_resources WHERE tenant = ? AND id IN ({marks})"
+        # The version a touch gave (schema version 10, ``scim_versions``) over the row's.
+        sql = (
+            "SELECT r.type, r.id, COALESCE(v.version, r.version) FROM scim_resources r "
+            "LEFT JOIN scim_versions v ON v.tenant = r.tenant AND v.id = r.id "
+            f"WHERE r.tenant = ? AND r.id IN ({marks})"
+        )
         params: list[Any] = [tenant, *chunk]
         if kinds is not None:
-            sql += f" AND type IN ({', '.join('?' * len(kinds))})"
+            sql += f" AND r.type IN ({', '.join('?' * len(kinds))})"
             params.extend(kinds)
-        out.extend(conn.execute(d.sql(sql + " ORDER BY id"), params).fetchall())
+        out.extend(conn.execute(d.sql(sql + " ORDER BY r.id"), params).fetchall())
     return out
 
 

@@ -24,6 +24,7 @@ from ._filter import fold
 __all__ = [
     "DEFAULT_INDEXED",
     "META_COLUMNS",
+    "VERSIONS_JOIN",
     "TypeInfo",
     "add_count",
     "check_indexed",
@@ -365,15 +366,20 @@ def resource_row(
     )
 
 
-#: The columns a read selects after ``doc`` for :func:`merge_meta`.
-META_COLUMNS: Final = "version, modified"
+#: The columns a read selects after ``doc`` for :func:`merge_meta`, from ``scim_resources r``
+#: with :data:`VERSIONS_JOIN`.
+META_COLUMNS: Final = "COALESCE(v.version, r.version), v.modified"
+
+#: What a read of ``scim_resources r`` joins to see the version and time a touch gave a
+#: row (schema version 10: ``scim_versions``; no row there when ``doc`` is current).
+VERSIONS_JOIN: Final = " LEFT JOIN scim_versions v ON v.tenant = r.tenant AND v.id = r.id"
 
 
 def merge_meta(doc: dict[str, Any], version: str, modified: str | None) -> dict[str, Any]:
     """``doc`` as read, with the ``meta.version`` and ``meta.lastModified`` a touch left in
-    the row's columns (schema version 9: a member added to or removed from a group gets
-    them there, its documents untouched; ``modified`` is NULL when ``doc`` is current).
-    RFC 7644 §3.14: the version read is the version the resource has."""
+    ``scim_versions`` (schema version 10: a member added to or removed from a group gets
+    them there, a small row, its own row and documents untouched; ``modified`` is NULL when
+    ``doc`` is current). RFC 7644 §3.14: the version read is the version the resource has."""
     if modified is not None:
         meta = doc.get("meta")
         if isinstance(meta, dict):

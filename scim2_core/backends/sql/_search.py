@@ -10,7 +10,7 @@ from typing import Any
 from .._base import Position, SearchQuery, Seek
 from ._dialect import Dialect
 from ._filter import Translator
-from ._rows import TypeInfo
+from ._rows import META_COLUMNS, VERSIONS_JOIN, TypeInfo
 
 __all__ = ["position_key", "search_sql", "seek_sql"]
 
@@ -29,7 +29,9 @@ def search_sql(
         {k for k, _ in info.indexed},
         info.has_members,
     )
-    base = "FROM scim_resources r WHERE r.tenant = ? AND r.type = ?"
+    # The join is dropped by the planner (a unique key, nothing read from it) unless a
+    # filter, a sort or the select list reads the versions of touched rows.
+    base = f"FROM scim_resources r{VERSIONS_JOIN} WHERE r.tenant = ? AND r.type = ?"
     base_params: list[Any] = [tenant_key, info.rt.name]
     if where:
         base += f" AND ({where})"
@@ -99,7 +101,7 @@ def seek_sql(
             cond, cond_params = _after(key, key_params, at, key_desc, "<" if backward else ">")
             base += f" AND {cond}"
             params = [*params, *cond_params]
-    sql = f"SELECT r.doc, r.id, {key}, r.version, r.modified {base} ORDER BY {order} LIMIT ?"
+    sql = f"SELECT r.doc, r.id, {key}, {META_COLUMNS} {base} ORDER BY {order} LIMIT ?"
     # The key's parameters twice: once selected, once in ORDER BY.
     return sql, [*key_params, *params, *key_params, query.count + 1]
 
