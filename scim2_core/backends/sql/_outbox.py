@@ -232,18 +232,31 @@ class _Snapshot:
     """What ``pg_current_snapshot()`` says: transactions with an id below ``xmin`` have
     ended; of those from ``xmin`` to below ``xmax``, the ``running`` ones are in progress;
     one at ``xmax`` or above may be in progress too, unlisted (``xmax`` is the last
-    completed id + 1, not the next id to be given)."""
+    completed id + 1, not the next id to be given).
+
+    ``elsewhere``: ids that ``pg_stat_activity`` shows as the transaction of a session
+    connected to ANOTHER database of the server. A sequence belongs to one database, so
+    such a transaction holds none of its numbers, whatever it runs: a long import in
+    another application's database does not hold delivery back. A session the reader may
+    not see (or a prepared transaction, which has none) is not listed, so it counts as
+    a possible writer: the filter only ever drops a transaction known to be elsewhere."""
 
     xmin: int
     xmax: int
     running: frozenset[int]
+    elsewhere: frozenset[int] = frozenset()
 
     @classmethod
     def now(cls, conn: Connection) -> _Snapshot:
-        text = str(conn.execute("SELECT CAST(pg_current_snapshot() AS text)").fetchone()[0])
-        xmin, xmax, xip = text.split(":")
+        row = conn.execute(
+            "SELECT CAST(pg_current_snapshot() AS text), ARRAY("
+            "SELECT CAST(backend_xid AS text) FROM pg_stat_activity "
+            "WHERE backend_xid IS NOT NULL AND datname IS DISTINCT FROM current_database())"
+        ).fetchone()
+        xmin, xmax, xip = str(row[0]).split(":")
         running = frozenset(int(x) for x in xip.split(",")) if xip else frozenset()
-        return cls(int(xmin), int(xmax), running)
+        elsewhere = frozenset(int(x) for x in row[1] or ())
+        return cls(int(xmin), int(xmax), running, elsewhere)
 
 
 @dataclass(frozen=True, slots=True)
@@ -261,7 +274,8 @@ class _Candidate:
         if now.xmax < self.below:  # ids below ``below`` might run unlisted
             return False
         return not any(
-            x in self.running or self.unlisted_from <= x < self.below for x in now.running
+            x in self.running or self.unlisted_from <= x < self.below
+            for x in now.running - now.elsewhere
         )
 
 
