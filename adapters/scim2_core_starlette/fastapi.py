@@ -34,7 +34,7 @@ from starlette.types import Receive, Scope, Send
 from scim2_core import Engine
 from scim2_core.asgi import ASGIApp
 from scim2_core.serving import split_mount
-from scim2_core.serving._openapi import (
+from scim2_core.serving.openapi import (
     Answer,
     Doc,
     Operation,
