@@ -16,6 +16,8 @@ import httpx
 import pytest
 from adapter_clients import Send, _testclient, _werkzeug
 
+from tests.helpers import SERVER_DEADLINE
+
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 AUTH = {"Authorization": "Bearer change-me", "Content-Type": "application/scim+json"}
 USER = {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "example"}
@@ -65,13 +67,13 @@ def test_django_example_runserver() -> None:
     ) as proc:
         try:
             base = f"http://127.0.0.1:{port}/scim/v2"
-            deadline = time.monotonic() + 20
+            deadline = time.monotonic() + SERVER_DEADLINE
             while True:
                 try:
                     created = httpx.post(base + "/Users", headers=AUTH, content=json.dumps(USER))
                     break
                 except httpx.TransportError:
-                    if time.monotonic() > deadline:
+                    if time.monotonic() > deadline or proc.poll() is not None:
                         raise
                     time.sleep(0.1)
             assert created.status_code == 201, created.text
