@@ -18,6 +18,12 @@ ERROR = "urn:ietf:params:scim:api:messages:2.0:Error"
 SEARCH = "urn:ietf:params:scim:api:messages:2.0:SearchRequest"
 BASE = "https://example.com/scim/v2"
 
+#: How long a test waits for a server process it started to listen, or to exit once told
+#: to stop. Only a guard against a hang: a server that cannot start exits, and every wait
+#: that uses this looks at ``proc.poll()`` to fail at once with its log. A healthy start
+#: under coverage on a loaded two-core machine was seen to take over 30 s (2026-11-30).
+SERVER_DEADLINE = 300.0
+
 
 class Result:
     """A response, with its body decoded."""

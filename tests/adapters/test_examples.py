@@ -16,6 +16,8 @@ import httpx
 import pytest
 from adapter_clients import Send, _testclient, _werkzeug
 
+from tests.helpers import SERVER_DEADLINE
+
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 AUTH = {"Authorization": "Bearer change-me", "Content-Type": "application/scim+json"}
 USER = {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "example"}
@@ -67,12 +69,12 @@ def test_django_example_runserver() -> None:
             base = f"http://127.0.0.1:{port}/scim/v2"
             # Wait until the server accepts connections, with a request that changes nothing:
             # retrying the POST itself after a timeout could create the user twice (409).
-            deadline = time.monotonic() + 60
+            deadline = time.monotonic() + SERVER_DEADLINE
             while True:
                 try:
                     httpx.get(base + "/ServiceProviderConfig", timeout=30)
                     break
-                except httpx.ConnectError:
+                except httpx.TransportError:  # not listening yet, or too slow to answer
                     if time.monotonic() > deadline or proc.poll() is not None:
                         raise
                     time.sleep(0.1)

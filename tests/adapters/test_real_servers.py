@@ -32,6 +32,7 @@ from scim2_core.asgi import ASGIApp, PrefixMount
 from scim2_core.backends import MemoryBackend
 from scim2_core.serving._uvicorn import Parser
 from scim2_core.wsgi import WSGIApp
+from tests.helpers import SERVER_DEADLINE
 
 pytestmark = pytest.mark.slow
 
@@ -54,13 +55,16 @@ def make_engine() -> Engine:
     )
 
 
-def wait_for(port: int) -> None:
-    # Generous: a serve subprocess opens (and may create) its database before it listens.
-    deadline = time.monotonic() + 30
+def wait_for(port: int, proc: Any = None) -> None:
+    """Wait until something listens on ``port``; fail at once if ``proc`` (the server's
+    process, when it has one) exits first. The deadline only guards against a hang."""
+    deadline = time.monotonic() + SERVER_DEADLINE
     while time.monotonic() < deadline:
         with socket.socket() as s:
             if s.connect_ex(("127.0.0.1", port)) == 0:
                 return
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"the server exited ({proc.returncode}) before listening")
         time.sleep(0.05)
     raise TimeoutError(f"nothing listening on {port}")
 
@@ -129,13 +133,15 @@ def gunicorn() -> Iterator[str]:
     command += ["--no-control-socket", "--log-level", "warning", "gunicorn_app:app"]
     with subprocess.Popen(command, cwd=here, env=env) as proc:
         try:
-            wait_for(port)
+            wait_for(port, proc)
             # The master listens before its worker has booted: wait for a first answer.
-            httpx.get(f"http://127.0.0.1:{port}{PREFIX}/ServiceProviderConfig", timeout=30)
+            httpx.get(
+                f"http://127.0.0.1:{port}{PREFIX}/ServiceProviderConfig", timeout=SERVER_DEADLINE
+            )
             yield f"http://127.0.0.1:{port}"
         finally:
             proc.terminate()
-            proc.wait(15)
+            proc.wait(SERVER_DEADLINE)
 
 
 def raw_wsgi() -> Iterator[str]:
@@ -264,7 +270,7 @@ def test_scim2_core_serve_command(tmp_path: Any) -> None:
             assert banner[0].strip() == f"SCIM 2.0 endpoint: http://127.0.0.1:{port}/scim/v2"
             token = banner[2].split(":", 1)[1].strip()
             assert len(token) >= 32
-            wait_for(port)
+            wait_for(port, proc)
             base = f"http://127.0.0.1:{port}/scim/v2"
             headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/scim+json"}
             created = httpx.post(base + "/Users", headers=headers, content=json.dumps(USER))
@@ -278,7 +284,7 @@ def test_scim2_core_serve_command(tmp_path: Any) -> None:
             assert closed and status_and_json(received)[0] == 400
         finally:
             proc.send_signal(signal.SIGINT)  # what Ctrl-C sends
-            code = proc.wait(15)
+            code = proc.wait(SERVER_DEADLINE)
     assert code == 0
     assert not (tmp_path / "scim.db").exists()  # memory:// wrote nothing
 
@@ -378,13 +384,17 @@ def start_serve(tmp_path: Any, *argv: str, env: dict[str, str] | None = None) ->
         cwd=tmp_path,
         env=environ,
     )
-    wait_for(port)
+    try:
+        wait_for(port, proc)
+    except BaseException:
+        proc.kill()
+        raise AssertionError(f"serve did not start: {proc.communicate()[0]}") from None
     return proc, f"http://127.0.0.1:{port}/scim/v2"
 
 
 def stop_serve(proc: Any) -> str:
     proc.send_signal(signal.SIGINT)
-    out, _ = proc.communicate(timeout=15)
+    out, _ = proc.communicate(timeout=SERVER_DEADLINE)
     assert proc.returncode == 0, out
     return str(out)
 
@@ -464,7 +474,7 @@ def test_serve_workers_serve_one_database(
     proc, base = start_serve(tmp_path, "--db", url, "--workers", "2", "--token", token)
     auth = {**AUTH, "Authorization": f"Bearer {token}"}
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + SERVER_DEADLINE
         while len(worker_pids(proc.pid)) < 2 and time.monotonic() < deadline:
             time.sleep(0.1)
         workers = worker_pids(proc.pid)
@@ -499,7 +509,7 @@ def test_serve_stops_every_worker_when_one_dies(tmp_path: Any) -> None:
     url = f"sqlite:///{tmp_path}/workers.db"
     proc, base = start_serve(tmp_path, "--db", url, "--workers", "2", "--token", TOKEN * 3)
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + SERVER_DEADLINE
         while len(workers := worker_pids(proc.pid)) < 2 and time.monotonic() < deadline:
             time.sleep(0.1)
         assert len(workers) == 2
@@ -511,7 +521,7 @@ def test_serve_stops_every_worker_when_one_dies(tmp_path: Any) -> None:
     finally:
         if proc.poll() is None:
             proc.kill()
-        proc.communicate(timeout=15)
+        proc.communicate(timeout=SERVER_DEADLINE)
     assert not os.path.exists(f"/proc/{other}")
 
 

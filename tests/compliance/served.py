@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import SERVER_DEADLINE
+
 TOKEN = "compliance-token-0123456789abcdef"
 
 
@@ -44,30 +46,32 @@ class Served:
             self.wait_ready()
 
     def wait_ready(self) -> None:
-        deadline = time.monotonic() + 30
-        while True:
-            assert self.proc.poll() is None, self.log()
+        """Wait until it listens; if it exits (or hangs), kill it and fail with its log."""
+        deadline = time.monotonic() + SERVER_DEADLINE
+        while self.proc.poll() is None and time.monotonic() < deadline:
             try:
                 socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
-                break
+                return
             except OSError:
-                assert time.monotonic() < deadline, "scim2-core serve did not start"
                 time.sleep(0.05)
+        self.kill()  # nothing else would stop it: it never joined the test's servers
+        pytest.fail(f"scim2-core serve did not start:\n{self.log()}")
 
     def log(self) -> str:
         return self.log_path.read_text()
 
     def kill(self) -> None:
         """SIGKILL: no shutdown handler runs, nothing is flushed or closed."""
-        os.kill(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(15)
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(SERVER_DEADLINE)
         self._log.close()
 
     def stop(self) -> None:
         """Stop as Ctrl-C would; the server must exit cleanly."""
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGINT)
-            code = self.proc.wait(15)
+            code = self.proc.wait(SERVER_DEADLINE)
             self._log.close()
             assert code == 0, self.log()
 
@@ -87,13 +91,20 @@ def serve(db_url: str, tmp_path: Path) -> Iterator[Callable[..., Served]]:
     started: list[Served] = []
 
     def start(wait: bool = True) -> Served:
-        server = Served(db_url, tmp_path, f"serve{len(started)}", wait=wait)
-        started.append(server)
+        server = Served(db_url, tmp_path, f"serve{len(started)}", wait=False)
+        started.append(server)  # stopped afterwards even if it never comes up
+        if wait:
+            server.wait_ready()
         return server
 
     yield start
-    for server in started:
-        server.stop()
+    try:
+        for server in started:
+            server.stop()
+    finally:  # one that would not stop leaves none of the others running
+        for server in started:
+            if server.proc.poll() is None:
+                server.kill()
     for server in started:
         text = server.log()
         assert "Traceback" not in text, text

@@ -17,6 +17,8 @@ import pytest
 from scim2_client.engines.httpx2 import SyncSCIMClient
 from scim2_tester import Status, check_server
 
+from tests.helpers import SERVER_DEADLINE
+
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "django_own_models.py"
 TOKEN = "served-token-0123456789"
 
@@ -61,7 +63,7 @@ def example(example_db: str, tmp_path: Path) -> Iterator[str]:
     command = [sys.executable, str(EXAMPLE), "runserver", "--noreload", f"127.0.0.1:{port}"]
     proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=tmp_path)
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + SERVER_DEADLINE
         while True:
             assert proc.poll() is None, (tmp_path / "example.log").read_text()
             try:
@@ -73,7 +75,7 @@ def example(example_db: str, tmp_path: Path) -> Iterator[str]:
         yield f"http://127.0.0.1:{port}/scim/v2"
     finally:
         proc.terminate()
-        proc.wait(15)
+        proc.wait(SERVER_DEADLINE)
         log.close()
     text = (tmp_path / "example.log").read_text()
     assert "Traceback" not in text, text

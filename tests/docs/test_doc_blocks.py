@@ -34,6 +34,7 @@ from tests.docs.markdown_blocks import (
     pages,
     shell_script,
 )
+from tests.helpers import SERVER_DEADLINE
 
 PAGES = pages()
 IDS = [str(page.relative_to(ROOT)) for page in PAGES]
@@ -171,14 +172,14 @@ docs_serve() {{ # docs_serve PORT COMMAND: run a server in the background until 
     ( eval "$2" ) >"$log" 2>&1 &
     echo $! >>"{logs}/pids"
     set +m
-    for i in $(seq 600); do
+    for i in $(seq {tries}); do
         if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then return 0; fi
         if ! kill -0 $! 2>/dev/null; then
             echo "docs harness: the server exited:" >&2; cat "$log" >&2; return 1
         fi
         sleep 0.1
     done
-    echo "docs harness: nothing answered on port $port within 60 s:" >&2; cat "$log" >&2
+    echo "docs harness: nothing answered on port $port within {deadline} s:" >&2; cat "$log" >&2
     return 1
 }}
 curl() {{ command curl --silent --show-error --fail-with-body --max-time 30 "$@"; echo; }}
@@ -235,7 +236,11 @@ def test_shell_blocks_run(page: Path, tmp_path: Path) -> None:
     work.mkdir()
     harness.mkdir()
     (work / "examples").symlink_to(ROOT / "examples")  # `python examples/...` from a checkout
-    script = PRELUDE.format(logs=harness) + shell_script(page_blocks, _free_ports(8))
+    # A server that exits is seen at once; the deadlines only guard against a hang.
+    prelude = PRELUDE.format(
+        logs=harness, tries=int(SERVER_DEADLINE * 10), deadline=int(SERVER_DEADLINE)
+    )
+    script = prelude + shell_script(page_blocks, _free_ports(8))
     (harness / "script.sh").write_text(script)
     env = {
         name: value
@@ -256,7 +261,7 @@ def test_shell_blocks_run(page: Path, tmp_path: Path) -> None:
             env=env,
             capture_output=True,
             text=True,
-            timeout=240,
+            timeout=3 * SERVER_DEADLINE,
             check=False,
         )
     finally:

@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import PATCH_OP, user_body
+from tests.helpers import PATCH_OP, SERVER_DEADLINE, user_body
 
 from .receiver import SECRET, Receiver, claims
 
@@ -70,8 +70,8 @@ class Server:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
+        deadline = time.monotonic() + SERVER_DEADLINE
+        while time.monotonic() < deadline and self.proc.poll() is None:
             try:
                 self.request("GET", "/ServiceProviderConfig")
                 return

@@ -17,6 +17,7 @@ import pytest
 from test_real_servers import free_port, stop_serve  # tests/adapters, on sys.path
 
 from scim2_core.serving._cli import _parser
+from tests.helpers import SERVER_DEADLINE
 
 TOKEN = "serve-token-0123456789abcdef"
 METRICS_TOKEN = "metrics-token-0123456789"
@@ -43,7 +44,7 @@ def serve(tmp_path: Path, *argv: str) -> tuple[Any, str]:
         cwd=tmp_path,
         env=environ,
     )
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + SERVER_DEADLINE
     while True:
         with socket.socket() as probe:
             if probe.connect_ex(("127.0.0.1", port)) == 0:

@@ -24,6 +24,8 @@ import sqlalchemy as sa
 from scim2_client.engines.httpx2 import SyncSCIMClient
 from scim2_tester import Status, check_server
 
+from tests.helpers import SERVER_DEADLINE
+
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "served-token-0123456789"
 USER = "urn:ietf:params:scim:schemas:core:2.0:User"
@@ -66,7 +68,7 @@ def served(request: pytest.FixtureRequest, database: str, tmp_path: Path) -> Ite
         [sys.executable, str(script)], cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT
     )
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + SERVER_DEADLINE
         while True:
             assert proc.poll() is None, (tmp_path / "server.log").read_text()
             try:
@@ -78,7 +80,7 @@ def served(request: pytest.FixtureRequest, database: str, tmp_path: Path) -> Ite
         yield f"http://127.0.0.1:{port}/scim/v2"
     finally:
         proc.terminate()
-        proc.wait(15)
+        proc.wait(SERVER_DEADLINE)
         log.close()
         text = (tmp_path / "server.log").read_text()
         assert "Traceback" not in text, text
