@@ -111,36 +111,6 @@ class _Reads(_Adoption):
             .values_list(rel.member_col, "_gid", f"{rel.group_field}__{display.field}")
         )
 
-    def existing(self, tenant: str | None, ids: Iterable[str]) -> Mapping[str, str]:
-        self._tenant(tenant)
-        wanted = list(dict.fromkeys(ids))
-        if not wanted:
-            return {}
-        found: dict[str, str] = {}
-        statement = self._existing_statement()
-        if statement is not None:  # one statement: the bookkeeping and the app's rows
-            sql, params = statement
-            with connections[self.using].cursor() as cursor:
-                for chunk in _chunks(wanted):
-                    marks = ", ".join(["%s"] * len(chunk))
-                    cursor.execute(sql.format(marks), [*chunk, False, *params])
-                    found.update(cursor.fetchall())
-            return found
-        rows = self._resource.objects.using(self.using).filter(scim_id__in=wanted, deleted=False)
-        by_type: dict[str, dict[str, str]] = {}
-        for bk in rows.only("scim_id", "resource_type", "object_pk"):
-            by_type.setdefault(bk.resource_type, {})[bk.object_pk] = bk.scim_id
-        for name, pks in by_type.items():
-            t = self._types.get(name)
-            if t is None:
-                continue
-            alive = t.model.objects.using(self.using).filter(
-                pk__in=[self._pk_value(t, p) for p in pks]
-            )
-            for pk in alive.values_list("pk", flat=True):
-                found[pks[self._pk_text(t, pk)]] = name
-        return found
-
     def _existing_statement(self) -> tuple[str, list[Any]] | None:
         """``(statement, params)`` of :meth:`existing` for this thread's connection, when
         every mapped model is plain (see ``_plain``): ``{}`` takes the ids' placeholders,
