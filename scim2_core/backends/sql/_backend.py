@@ -473,8 +473,7 @@ class SQLBackend:
         page = d.sql(
             f"SELECT r.doc, {META_COLUMNS}{groups} {base} ORDER BY {order} LIMIT ? OFFSET ?"
         )
-        with d.reading() as conn:
-            rows = conn.execute(page, [*params, query.count, 0]).fetchall()
+        rows = d.fetch_all(page, [*params, query.count, 0])
         if len(rows) >= query.count:
             return None
         resources = [merge_meta(json.loads(r[0]), r[1], r[2]) for r in rows]

@@ -145,7 +145,13 @@ class Dialect:
                 conn.execute(self.begin_write if write else self.begin_read)
             except Exception:
                 self.forget()
-                raise
+                if not _broken(conn):
+                    raise
+                # The server dropped the connection while it was idle (a restart, a
+                # failover, an idle timeout): nothing of this transaction was sent yet,
+                # so it begins again on a new one instead of failing the request.
+                conn = self.connection()
+                conn.execute(self.begin_write if write else self.begin_read)
             try:
                 yield conn
             except BaseException:
@@ -173,7 +179,7 @@ class Dialect:
             try:
                 yield conn
             except BaseException:
-                if getattr(conn, "closed", False):  # a broken PostgreSQL connection
+                if _broken(conn):
                     self.forget()
                 raise
         finally:
@@ -184,16 +190,29 @@ class Dialect:
         """The first row (or ``None``) of ONE statement run as :meth:`reading` runs it,
         without the generator of a context manager around it: the read of one resource by
         id, the most frequent request."""
+        return self._one_read(sql, params, all_rows=False)
+
+    def fetch_all(self, sql: str, params: Sequence[Any]) -> list[Any]:
+        """Every row of ONE statement, run as :meth:`fetch_one` runs it."""
+        rows: list[Any] = self._one_read(sql, params, all_rows=True)
+        return rows
+
+    def _one_read(self, sql: str, params: Sequence[Any], *, all_rows: bool) -> Any:
         if self.shared:
             with self.reading() as shared:
-                return shared.execute(sql, params).fetchone()
+                cursor = shared.execute(sql, params)
+                return cursor.fetchall() if all_rows else cursor.fetchone()
         conn = self.connection()
         try:
-            return conn.execute(sql, params).fetchone()
-        except BaseException:
-            if getattr(conn, "closed", False):  # a broken PostgreSQL connection
-                self.forget()
-            raise
+            cursor = conn.execute(sql, params)
+        except Exception:
+            if not _broken(conn):
+                raise
+            # Dropped by the server while idle: the read runs again on a new connection
+            # (one statement that changes nothing; a second failure is the answer).
+            self.forget()
+            cursor = self.connection().execute(sql, params)
+        return cursor.fetchall() if all_rows else cursor.fetchone()
 
     def executemany(self, conn: Connection, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         """Run ``sql`` once per row of ``rows``."""
@@ -883,21 +902,6 @@ class PostgresDialect(Dialect):
             return f"CAST({expr} AS boolean)"
         return f"{expr}{self.collate}"
 
-    def fetch_one(self, sql: str, params: Sequence[Any]) -> Any:
-        """The first row (or ``None``) of ONE statement run as :meth:`reading` runs it,
-        without the generator of a context manager around it: the read of one resource by
-        id, the most frequent request."""
-        if self.shared:
-            with self.reading() as shared:
-                return shared.execute(sql, params).fetchone()
-        conn = self.connection()
-        try:
-            return conn.execute(sql, params).fetchone()
-        except BaseException:
-            if getattr(conn, "closed", False):  # a broken PostgreSQL connection
-                self.forget()
-            raise
-
     def executemany(self, conn: Connection, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         with conn.cursor() as cur:  # type: ignore[attr-defined]
             cur.executemany(self.sql(sql), rows)
@@ -1022,3 +1026,10 @@ def open_reader(url: str, *, schema: str | None = None, busy_timeout: float = 30
         return _SQLiteReader(found.path, synchronous="FULL", busy_timeout=busy_timeout)
     assert isinstance(found, PostgresDialect)
     return _PostgresReader(found.url, schema=schema, connect_timeout=busy_timeout)
+
+
+def _broken(conn: Connection) -> bool:
+    """Whether ``conn`` is a PostgreSQL connection the server (or the network) has closed:
+    psycopg marks it ``closed`` once an operation on it failed that way. SQLite's
+    connections have no such state."""
+    return bool(getattr(conn, "closed", False))
