@@ -424,8 +424,23 @@ def test_serve_prints_the_database_url_without_its_password(
     assert url.replace("s3cret-pw", "***") in printed
 
 
-def test_a_failing_database_url_is_reported_without_its_password(tmp_path: Path) -> None:
-    url = "postgresql://scim:s3cret-pw@127.0.0.1:1/nowhere"
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        (
+            "postgresql://scim:s3cret-pw@127.0.0.1:1/nowhere",
+            "postgresql://scim:***@127.0.0.1:1/nowhere",
+        ),
+        # libpq also takes the password as a query parameter, in any case
+        (
+            "postgresql://scim@127.0.0.1:1/nowhere?sslmode=disable&Password=s3cret-pw",
+            "postgresql://scim@127.0.0.1:1/nowhere?sslmode=disable&Password=***",
+        ),
+    ],
+)
+def test_a_failing_database_url_is_reported_without_its_password(
+    tmp_path: Path, url: str, shown: str
+) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "scim2_core", "serve", "--db", url, "--port", str(free_port())],
         capture_output=True,
@@ -435,7 +450,7 @@ def test_a_failing_database_url_is_reported_without_its_password(tmp_path: Path)
     )
     assert done.returncode != 0
     assert "s3cret-pw" not in done.stdout + done.stderr
-    assert "postgresql://scim:***@127.0.0.1:1/nowhere" in done.stderr
+    assert shown in done.stderr
 
 
 @pytest.mark.parametrize(
