@@ -63,13 +63,6 @@ class BoundField:
     def key(self) -> str:
         return attr_key(self.ref.urn, self.ref.attribute.name)
 
-    def scim_value(self, stored: Any) -> Any:
-        """The SCIM value of a field value (None: unassigned)."""
-        if stored is None:
-            return None
-        value = self.to_scim(stored) if self.to_scim is not None else stored
-        return None if value == "" or value is None else value
-
     def model_value(self, value: Any) -> Any:
         """The field value for a SCIM value (None: unassigned).
 

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from sa_app import ACCOUNT, MODELS, TEAM, Account, Team, team_members
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
 
-from scim2_core import ConfigurationError, Engine
+from scim2_core import ConfigurationError, Engine, InvalidValueError
 from scim2_core.mapping import Field, Members, ResourceMapping
 from scim2_core_sqlalchemy import SQLAlchemyBackend
 
@@ -330,6 +330,8 @@ def test_a_mapping_takes_the_model_class_and_a_failing_converter_is_a_400(
     engine: sa.Engine,
 ) -> None:
     def refuse_odd(value: str) -> str:
+        if value.startswith("!"):  # a converter's own SCIM error is the answer as it is
+            raise InvalidValueError("A given name cannot start with '!'.")
         if len(value) % 2:
             raise RuntimeError("odd length")  # any exception a converter raises
         return value
@@ -353,6 +355,10 @@ def test_a_mapping_takes_the_model_class_and_a_failing_converter_is_a_400(
         assert (status, answer["scimType"]) == (400, "invalidValue")
         assert "name.givenName" in answer["detail"]
         assert "odd length" not in answer["detail"]
+        body["name"] = {"givenName": "!Bobby"}
+        status, answer, _ = call(scim, "POST", "/Users", body)
+        assert (status, answer["scimType"]) == (400, "invalidValue")
+        assert answer["detail"] == "A given name cannot start with '!'."
         body["name"] = {"givenName": "Bobby!"}
         status, created, _ = call(scim, "POST", "/Users", body)
         assert status == 201
