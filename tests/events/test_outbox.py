@@ -207,6 +207,44 @@ def test_a_consumer_resumes_from_its_position(
     assert more == [b]
 
 
+def test_a_lease_held_by_a_dead_process_on_this_host_is_taken_over_at_once(
+    tmp_path: Path, engines: list[Engine]
+) -> None:
+    """A process killed with ``kill -9`` keeps its consumer's lease until the lease runs
+    out (minutes); the next process on the same host sees that the holder's pid is gone
+    and delivers at once."""
+    import socket
+    import sqlite3
+    import subprocess
+    import time
+
+    url = f"sqlite:///{tmp_path / 'scim.db'}"
+    first = Engine(SQLBackend(url))
+    engines.append(first)
+    first.events.add_handler(lambda e: None, name="app")  # registered, never started
+    b = create_user(first, "b")["id"]
+    gone = subprocess.Popen(["true"])
+    gone.wait()  # its pid belongs to no process any more
+    conn = sqlite3.connect(tmp_path / "scim.db", isolation_level=None)
+    conn.execute(
+        "UPDATE scim_outbox_consumers SET owner = ?, lease_until = ? WHERE consumer = 'app'",
+        (f"{socket.gethostname()}:{gone.pid}:deadbeef", time.time() + 3600),
+    )
+    conn.close()
+    later = Engine(SQLBackend(url))
+    engines.append(later)
+    got: list[str] = []
+    later.events.add_handler(lambda e: got.append(e.id), name="app")
+    later.events.start()
+    try:
+        assert later.events.wait_idle()
+        assert got == [b]
+    finally:
+        later.events.stop()
+        for engine in (first, later):
+            engine.backend.close()  # type: ignore[attr-defined]
+
+
 def test_two_processes_share_a_consumer_without_duplicates(
     make_backend: MakeBackend, engines: list[Engine]
 ) -> None:
