@@ -64,7 +64,12 @@ class ASGIApp:
     and host of ``base_url``; leave it off unless a proxy you control sets them.
     ``context(scope)`` builds the request ``context`` handed to the authentication hook
     (default ``{"scope": scope}``). The engine runs in a worker thread unless
-    ``engine.never_blocks``. ``base_url`` (``https://scim.example.com/scim/v2``) pins the
+    ``engine.never_blocks``; reads (GET, HEAD, ``.search``) run on the event loop when
+    ``reads_on_loop``, by default when the engine's backend says its reads never block
+    (``engine.reads_never_block``: ``SQLBackend`` on a SQLite file), which spares each
+    read the hop to a thread and back. The ``authenticate`` hook then runs on the loop
+    too for reads: pass ``reads_on_loop=False`` if yours waits on the network.
+    ``base_url`` (``https://scim.example.com/scim/v2``) pins the
     SCIM base URL of ``Location`` and ``meta.location``: the client's ``Host`` (and
     ``X-Forwarded-*``) then count for nothing. ``body_timeout`` is how many seconds a client
     has to send its whole body (``None``: forever); past it the answer is a 408 SCIM Error
@@ -83,9 +88,14 @@ class ASGIApp:
         body_timeout: float | None = 30.0,
         read_threads: int = 4,
         write_threads: int = 4,
+        reads_on_loop: bool | None = None,
     ) -> None:
         self.engine = engine
         self.workers = Workers(read_threads, write_threads)
+        if reads_on_loop is None:
+            reads_on_loop = bool(getattr(engine, "reads_never_block", False))
+        #: Whether reads are answered on the event loop (see the class docstring).
+        self.reads_on_loop = reads_on_loop
         self.trust_proxy = trust_proxy
         self.context = context
         self.base_url = None if base_url is None else checked_base_url(base_url)
@@ -171,7 +181,7 @@ class ASGIApp:
             response = payload_too_large(limit)
         else:
             request = self._request(scope, body, headers, target, mounted)
-            if self.engine.never_blocks:
+            if self.engine.never_blocks or (self.reads_on_loop and Workers.is_read(request)):
                 response = self.engine.handle(request)
             else:
                 response = await self.workers.run(self.engine.handle, request)

@@ -189,6 +189,12 @@ class Backend(Protocol):
     #: event loop; False makes the ASGI app run the engine in a worker thread.
     never_blocks: bool
 
+    # Optional: ``reads_never_block = True`` says that the read methods (``get``,
+    # ``search``, ``groups_of``, ``existing`` and the optional ``get_with_groups``) never
+    # wait on a lock, a writer or the network, only on the local disk, although writes may:
+    # an ASGI server may then answer reads (GET, HEAD, ``.search``) on its event loop and
+    # run only writes in worker threads (``SQLBackend`` on a SQLite file in WAL mode).
+
     # Optional: ``keyset_paging = True`` says that :meth:`search` honours
     # :attr:`SearchQuery.seek`; the engine's RFC 9865 cursors are then positions, not
     # offsets. A backend without the attribute gets offsets.

@@ -171,6 +171,12 @@ class Engine:
         self.authenticate = authenticate
         self.resource_types = _build_types(resource_types)
         self.never_blocks: bool = bool(getattr(backend, "never_blocks", False))
+        #: Whether the backend's reads never block (its optional ``reads_never_block``; see
+        #: :mod:`scim2_core.backends`): :class:`~scim2_core.asgi.ASGIApp` then answers
+        #: reads on its event loop, sparing them the hop to a worker thread.
+        self.reads_never_block: bool = self.never_blocks or bool(
+            getattr(backend, "reads_never_block", False)
+        )
         #: The backend's optional ``request_scope`` (see :mod:`scim2_core.backends`).
         self._request_scope: Callable[[], AbstractContextManager[Any]] | None = getattr(
             backend, "request_scope", None

@@ -117,3 +117,140 @@ def test_an_error_in_a_worker_reaches_the_request_and_the_worker_lives_on() -> N
         asyncio.run(scenario())
     finally:
         app.workers.shutdown()
+
+
+def _thread_noting_engine(backend: Any) -> tuple[Any, dict[str, str]]:
+    """An engine over ``backend`` whose authentication hook notes, per method and path,
+    the thread each request ran on."""
+    from scim2_core import Engine, Principal
+
+    threads: dict[str, str] = {}
+
+    def authenticate(request: Any) -> Principal:
+        threads[f"{request['method']} {request['path']}"] = threading.current_thread().name
+        return Principal("idp")
+
+    return Engine(backend, authenticate=authenticate), threads
+
+
+async def _send(app: ASGIApp, method: str, path: str, body: bytes = b"") -> tuple[int, bytes]:
+    scope = {
+        "type": "http",
+        "method": method,
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "headers": [(b"host", b"example.com"), (b"content-type", b"application/scim+json")],
+        "root_path": "",
+        "scheme": "http",
+        "http_version": "1.1",
+    }
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    await app(scope, receive, send)
+    return int(sent[0]["status"]), bytes(sent[1]["body"])
+
+
+_USER = b'{"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "bjensen"}'
+
+
+@pytest.mark.parametrize("reads_on_loop", [None, False])
+def test_reads_of_a_sqlite_file_are_answered_on_the_event_loop_and_writes_on_workers(
+    tmp_path: Any, reads_on_loop: bool | None
+) -> None:
+    import json
+
+    from scim2_core.backends.sql import SQLBackend
+
+    backend = SQLBackend(f"sqlite:///{tmp_path / 'scim.db'}")
+    engine, threads = _thread_noting_engine(backend)
+    assert engine.reads_never_block and not engine.never_blocks
+    app = ASGIApp(engine, reads_on_loop=reads_on_loop)
+
+    async def scenario() -> str:
+        status, body = await _send(app, "POST", "/Users", _USER)
+        assert status == 201
+        uid = json.loads(body)["id"]
+        assert (await _send(app, "GET", f"/Users/{uid}"))[0] == 200
+        assert (await _send(app, "HEAD", "/Users"))[0] == 200
+        search = b'{"schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"]}'
+        assert (await _send(app, "POST", "/Users/.search", search))[0] == 200
+        assert (await _send(app, "DELETE", f"/Users/{uid}"))[0] == 204
+        return uid
+
+    loop_thread = threading.current_thread().name  # asyncio.run's loop runs here
+    try:
+        uid = asyncio.run(scenario())
+    finally:
+        app.workers.shutdown()
+        backend.close()
+    assert threads["POST /Users"].startswith("scim-write")
+    assert threads[f"DELETE /Users/{uid}"].startswith("scim-write")
+    for read in (f"GET /Users/{uid}", "HEAD /Users", "POST /Users/.search"):
+        if reads_on_loop is None:
+            assert threads[read] == loop_thread, read
+        else:
+            assert threads[read].startswith("scim-read"), read
+
+
+def test_a_read_on_the_event_loop_does_not_wait_for_another_writer(tmp_path: Any) -> None:
+    """The premise of answering SQLite reads on the loop: while another connection (another
+    process, a write in a worker) holds the database's write lock, a read answers at once
+    with the last committed data instead of waiting (a wait would block every request)."""
+    import json
+    import sqlite3
+
+    from scim2_core.backends.sql import SQLBackend
+
+    path = tmp_path / "scim.db"
+    backend = SQLBackend(f"sqlite:///{path}", busy_timeout=30.0)
+    engine, threads = _thread_noting_engine(backend)
+    app = ASGIApp(engine)
+    writer = sqlite3.connect(path, isolation_level=None)
+
+    async def scenario() -> None:
+        status, body = await _send(app, "POST", "/Users", _USER)
+        assert status == 201
+        uid = json.loads(body)["id"]
+        writer.execute("BEGIN IMMEDIATE")  # the write lock, held until the end
+        writer.execute("DELETE FROM scim_resources")  # not committed: readers still see it
+        status, body = await asyncio.wait_for(_send(app, "GET", f"/Users/{uid}"), timeout=20)
+        assert status == 200 and json.loads(body)["userName"] == "bjensen"
+        assert threads[f"GET /Users/{uid}"] == threading.current_thread().name
+        writer.execute("ROLLBACK")
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        writer.close()
+        app.workers.shutdown()
+        backend.close()
+
+
+def test_only_a_sqlite_file_says_its_reads_never_block(tmp_path: Any) -> None:
+    from scim2_core import Engine
+    from scim2_core.backends import MemoryBackend
+    from scim2_core.backends.sql import SQLBackend
+
+    with SQLBackend(f"sqlite:///{tmp_path / 'a.db'}") as on_file:
+        assert on_file.reads_never_block
+    with SQLBackend("sqlite:///:memory:") as in_memory:  # one connection, shared under a lock
+        assert not in_memory.reads_never_block
+        assert not ASGIApp(Engine(in_memory)).reads_on_loop
+    assert Engine(MemoryBackend()).reads_never_block  # it never blocks at all
+
+
+@pytest.mark.postgres
+def test_postgresql_reads_run_on_worker_threads(postgres_database: str) -> None:
+    from scim2_core import Engine
+    from scim2_core.backends.sql import SQLBackend
+
+    with SQLBackend(postgres_database) as backend:
+        assert not backend.reads_never_block
+        assert not ASGIApp(Engine(backend)).reads_on_loop

@@ -165,6 +165,16 @@ class SQLBackend:
         #: The statements of :meth:`_read`, by (members, groups).
         self._reads: dict[tuple[bool, bool], str] = {}
 
+    @property
+    def reads_never_block(self) -> bool:
+        """True on a SQLite file: in WAL mode "readers do not block writers and a writer
+        does not block readers" (https://www.sqlite.org/wal.html), each thread reads on a
+        connection of its own with no lock of this backend's, so a read waits only on the
+        local disk (see :class:`~scim2_core.backends.Backend`). False on PostgreSQL (a read
+        is a network round trip) and on an in-memory database (one connection, shared
+        under a lock with the writers)."""
+        return self._dialect.name == "sqlite" and not self._dialect.shared
+
     # --- lifecycle --------------------------------------------------------------------
     def close(self) -> None:
         """Close every connection this backend opened."""
