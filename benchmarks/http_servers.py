@@ -1,6 +1,6 @@
 """SCIM over real HTTP through every adapter, beside each framework's own hello-world.
 
-Run: ``.venv/bin/python benchmarks/http_servers.py [--seconds 3] [--rounds 3] [--only NAME,...]``
+Run: ``.venv/bin/python benchmarks/http_servers.py [--seconds 3] [--rounds 3] [--only NAME,...] [--connections 16]``
 (needs ``wrk``: ``apt-get install -y wrk``; granian is measured when installed).
 
 For each stack (a server and an adapter), one server process serves one app holding both the
@@ -115,6 +115,13 @@ class Result:
         """CPU per SCIM request on the baseline's code / on this code (median of rounds)."""
         pairs = zip(self.before, self.scim, strict=True)
         return statistics.median(b.cpu / s.cpu for b, s in pairs if s.cpu > 0)
+
+    @property
+    def speedup(self) -> float:
+        """Requests per second of SCIM on this code / on the baseline's (median of rounds):
+        with ``--connections 1``, the baseline's latency over this code's."""
+        pairs = zip(self.scim, self.before, strict=True)
+        return statistics.median(s.rate / b.rate for s, b in pairs if b.rate > 0)
 
     def median(self, side: str) -> float:
         runs: list[Run] = getattr(self, side)
@@ -250,21 +257,23 @@ def measure(
             if old is not None:
                 urls["before"] = (old[0] + path, old[1])
             for url, server in urls.values():
-                wrk(url, 1, server)  # warm up
+                wrk(url, 1, server, args.connections)  # warm up
             result = Result(stack.name, query)
             sides = list(urls)
             for n in range(args.rounds):
                 # Interleaved, the order turning: drift on a shared machine hits every side.
                 for side in sides[n % len(sides) :] + sides[: n % len(sides)]:
                     url, server = urls[side]
-                    getattr(result, side).append(wrk(url, args.seconds, server))
+                    run = wrk(url, args.seconds, server, args.connections)
+                    getattr(result, side).append(run)
             line = (
                 f"  {query:4}  hello {result.median('hello'):8.0f}/s  "
                 f"scim {result.median('scim'):8.0f}/s  ratio {result.ratio:.2f}  "
                 f"cpu ratio {result.cpu_ratio:.2f}"
             )
             if old is not None:
-                line += f"  before/after (cpu) {result.gain:.2f}"
+                line += f"  before/after (cpu) {result.gain:.2f}  after/before (req/s) "
+                line += f"{result.speedup:.2f}"
             print(line, file=sys.stderr, flush=True)
             results.append(result)
     return results
@@ -323,6 +332,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=3.0, help="one wrk run (default 3)")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved runs (default 3)")
+    parser.add_argument(
+        "--connections",
+        type=int,
+        default=16,
+        help="wrk's connections (default 16); 1 measures a lone client's latency",
+    )
     parser.add_argument("--only", default="", help="stacks whose name contains one of these")
     parser.add_argument("--plot", type=Path, default=None, help="write the chart here (PNG)")
     parser.add_argument("--json", type=Path, default=None, help="write the figures here")
