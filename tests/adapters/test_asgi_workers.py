@@ -32,27 +32,7 @@ class _BlockingWrites:
 
 
 async def _call(app: ASGIApp, method: str, path: str) -> int:
-    scope = {
-        "type": "http",
-        "method": method,
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": b"",
-        "headers": [(b"host", b"example.com")],
-        "root_path": "",
-        "scheme": "http",
-        "http_version": "1.1",
-    }
-    sent: list[dict[str, Any]] = []
-
-    async def receive() -> dict[str, Any]:
-        return {"type": "http.request", "body": b"", "more_body": False}
-
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
-
-    await app(scope, receive, send)
-    return int(sent[0]["status"])
+    return (await _send(app, method, path))[0]
 
 
 def test_a_read_is_answered_while_every_write_worker_is_busy() -> None:
