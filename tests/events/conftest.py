@@ -70,11 +70,14 @@ def pg_schemas(postgres_url: str) -> Iterator[Callable[[], str]]:
 
 @pytest.fixture
 def engines() -> Iterator[list[Engine]]:
-    """Engines a test made: their delivery threads are stopped afterwards."""
+    """Engines a test made: their delivery threads and audit writers are stopped
+    afterwards (before the store's tables are dropped: a writer still running would hold
+    the drop back)."""
     made: list[Engine] = []
     yield made
     for engine in made:
         engine.events.stop()
+        engine.audit.stop()
 
 
 @pytest.fixture
