@@ -7,9 +7,10 @@ resource goes through the checks of a create through the API (schemas, attribute
 mutability, members that exist: :func:`scim2_core.engine._write.new_resource`), gets its
 ``id`` and ``meta`` as a POST would, and is stored with the same uniqueness.
 
-Resources are stored in batches, one transaction each: staged with COPY and moved with
-``INSERT ... SELECT`` on PostgreSQL, one prepared INSERT per table on SQLite
-(:meth:`SQLBackend.load_new`); a group with members is created on its own, after the batch
+Resources are stored in batches, one transaction each: the batch's ids and unique values
+looked up with one statement each, then the rows written straight into their tables, with
+COPY on PostgreSQL, one prepared INSERT per table on SQLite (:meth:`SQLBackend.load_new`);
+a group with members is created on its own, after the batch
 before it, so that its members are checked as the API checks them. A line that cannot be
 stored is not lost: it goes to the rejects file, one JSON object a line with its line
 number, its SCIM Error (RFC 7644 §3.12) and the input as given. No change events are

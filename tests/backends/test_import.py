@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -168,3 +169,48 @@ def test_an_import_with_nothing_refused_exits_0_and_leaves_no_rejects_file(
     assert missing[0] == 2
     (tmp_path / "bad.json").write_text('{"schemas": ["x"],\n "a": 1}')
     assert _run("import", str(tmp_path / "bad.json"), "--db", f"sqlite:///{tmp_path}/s.db")[0] == 2
+
+
+@pytest.mark.postgres
+def test_a_value_taken_by_a_concurrent_write_during_the_load_is_refused_not_lost(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    """A userName another writer stores after the batch was checked makes the database
+    refuse the batch; the batch is checked again: that line is a 409, the others stored."""
+    import psycopg
+
+    schema = f"scim_import_{uuid.uuid4().hex[:12]}"
+    db = ["--db", postgres_url, "--db-schema", schema]
+    try:
+        assert _run("import", str(_lines(tmp_path / "a.jsonl", [_user("first")])), *db)[0] == 0
+        names = ["anna", "Zed", "otto"]
+        source = _lines(tmp_path / "b.jsonl", [_user(name) for name in names])
+        with (
+            psycopg.connect(postgres_url) as other,  # a transaction left open
+            psycopg.connect(postgres_url, autocommit=True) as watch,
+        ):
+            other.execute(
+                f'INSERT INTO "{schema}".scim_unique (scope, type, attr, value, tenant, id) '
+                "VALUES ('t:', 'User', 'userName', 'zed', '', 'other-writer')"
+            )
+            result: list[tuple[int, str]] = []
+            load = threading.Thread(target=lambda: result.append(_run("import", str(source), *db)))
+            load.start()
+            # The import's write waits for the open transaction's key (a lock wait) ...
+            for _ in range(600):
+                waiting = watch.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                    "AND query LIKE 'COPY scim_unique%'"
+                ).fetchone()
+                if (waiting and waiting[0]) or not load.is_alive():
+                    break
+                load.join(0.05)
+            other.commit()  # ... which then takes the value first.
+            load.join(60)
+        assert result and result[0][0] == 1
+        rejects = _rejects(tmp_path / "b.jsonl.rejected.jsonl")
+        assert [(r["line"], r["error"]["scimType"]) for r in rejects] == [(2, "uniqueness")]
+        assert sorted(_users(db)) == ["anna", "first", "otto"]
+    finally:
+        with psycopg.connect(postgres_url, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
