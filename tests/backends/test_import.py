@@ -214,3 +214,45 @@ def test_a_value_taken_by_a_concurrent_write_during_the_load_is_refused_not_lost
     finally:
         with psycopg.connect(postgres_url, autocommit=True) as conn:
             conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+def test_text_the_api_refuses_is_refused_line_by_line_not_a_crash(tmp_path: Path) -> None:
+    """RFC 8259 §8.1: JSON text is UTF-8, which cannot hold an unpaired surrogate; a line
+    with one (escaped, or as CESU-8 bytes), bytes that are not UTF-8, or JSON nested too deep
+    is refused as the API refuses such a body (400 invalidSyntax); the other lines are stored."""
+    head = b'{"schemas": ["' + USER.encode() + b'"], "userName": '
+    source = tmp_path / "u.jsonl"
+    source.write_bytes(
+        b"\n".join(
+            [
+                head + b'"esc\\ud800"}',
+                head + b'"cesu\xed\xa0\x80"}',
+                head + b'"latin\xff"}',
+                b"[" * 100_000 + b"]" * 100_000,
+                head + b'"ok"}',
+            ]
+        )
+        + b"\n"
+    )
+    db = ["--db", f"sqlite:///{tmp_path}/s.db"]
+    status, text = _run("import", str(source), *db)
+    assert status == 1 and "imported 1 resources" in text and "rejected 4" in text
+    rejects = _rejects(tmp_path / "u.jsonl.rejected.jsonl")
+    assert [(r["line"], r["error"]["scimType"]) for r in rejects] == [
+        (n, "invalidSyntax") for n in (1, 2, 3, 4)
+    ]
+    assert rejects[0]["input"].endswith('"esc\\ud800"}')  # the line as given
+    assert list(_users(db)) == ["ok"]
+
+    operations = [
+        {"method": "POST", "path": "/Users", "data": _user("esc\ud800")},
+        {"method": "POST", "path": "/Users", "data": _user("fine")},
+    ]
+    bulk = tmp_path / "bulk.json"
+    bulk.write_text(json.dumps({"schemas": [BULK], "Operations": operations}))
+    status, text = _run("import", str(bulk), *db)
+    assert status == 1 and "imported 1 resources" in text
+    (reject,) = _rejects(tmp_path / "bulk.json.rejected.jsonl")
+    assert (reject["line"], reject["error"]["scimType"]) == (1, "invalidSyntax")
+    assert reject["input"]["data"]["userName"] == "esc\ud800"  # kept as its escape
+    assert sorted(_users(db)) == ["fine", "ok"]
