@@ -93,23 +93,26 @@ def load_many(
     return len(rows)
 
 
-#: The ids and unique values of a batch already stored, found with one statement each: the
-#: batch's keys are sent as one parameter (an array on PostgreSQL, a JSON array read with
-#: ``json_each`` on SQLite) and each is looked up in the primary key.
+#: The ids and unique values of a batch already stored, each set of keys sent as one
+#: parameter (an array on PostgreSQL, a JSON array read with ``json_each`` on SQLite) and
+#: each key looked up in its table's primary key, so that the cost of a batch does not grow
+#: with the table. PostgreSQL: LATERAL ... LIMIT 1 is a probe per key whatever the planner
+#: estimates (for a batch of 20k at 1M users, a join hashed all of ``scim_unique``: 0.7 s;
+#: ``= ANY`` scanned it: 0.36 s; probing: 0.2 s).
 _TAKEN_SQL: Final = {
     "postgresql": (
-        "SELECT r.id FROM scim_resources r WHERE r.tenant = %s AND r.id = ANY(%s)",
-        "SELECT u.scope, u.attr, u.value FROM unnest(%s::text[], %s::text[], %s::text[]) "
-        "AS c(scope, attr, value) JOIN scim_unique u ON u.scope = c.scope AND u.type = %s "
-        "AND u.attr = c.attr AND u.value = c.value",
+        "SELECT c.id FROM unnest(%s::text[]) AS c(id) CROSS JOIN LATERAL "
+        "(SELECT 1 FROM scim_resources r WHERE r.tenant = %s AND r.id = c.id LIMIT 1) x",
+        "SELECT c.value FROM unnest(%s::text[]) AS c(value) CROSS JOIN LATERAL "
+        "(SELECT 1 FROM scim_unique u WHERE u.scope = %s AND u.type = %s AND u.attr = %s "
+        "AND u.value = c.value LIMIT 1) x",
     ),
+    # CROSS JOIN: SQLite keeps the batch as the outer loop (one probe of the key each).
     "sqlite": (
         "SELECT r.id FROM json_each(?) c CROSS JOIN scim_resources r "
         "ON r.tenant = ? AND r.id = c.value",
-        # CROSS JOIN: SQLite keeps the batch as the outer loop (one probe of the key each).
-        "SELECT u.scope, u.attr, u.value FROM json_each(?) c CROSS JOIN scim_unique u "
-        "ON u.scope = json_extract(c.value, '$[0]') AND u.type = ? "
-        "AND u.attr = json_extract(c.value, '$[1]') AND u.value = json_extract(c.value, '$[2]')",
+        "SELECT u.value FROM json_each(?) c CROSS JOIN scim_unique u "
+        "ON u.scope = ? AND u.type = ? AND u.attr = ? AND u.value = c.value",
     ),
 }
 
@@ -132,17 +135,19 @@ def _taken(
     d: Dialect, conn: Connection, t: str, name: str, batch: Sequence[_Row]
 ) -> tuple[set[str], set[tuple[str, str, str]]]:
     """The ids and the unique values ``(scope, attr, value)`` of ``batch`` already stored."""
+    postgres = d.name == "postgresql"
+    by_id, by_value = _TAKEN_SQL["postgresql" if postgres else "sqlite"]
     ids = [r.row[1] for r in batch]
-    keys = [u for r in batch for u in r.uniques]
-    by_id, by_value = _TAKEN_SQL["postgresql" if d.name == "postgresql" else "sqlite"]
-    if d.name == "postgresql":
-        found_ids = conn.execute(by_id, (t, ids)).fetchall()
-        columns = [list(c) for c in zip(*keys, strict=True)] if keys else [[], [], []]
-        found = conn.execute(by_value, (*columns, name)).fetchall() if keys else []
-    else:
-        found_ids = conn.execute(by_id, (dumps(ids), t)).fetchall()
-        found = conn.execute(by_value, (dumps(keys), name)).fetchall() if keys else []
-    return {rid for (rid,) in found_ids}, {(s, a, v) for s, a, v in found}
+    found = conn.execute(by_id, (ids if postgres else dumps(ids), t)).fetchall()
+    values: dict[tuple[str, str], list[str]] = {}
+    for r in batch:
+        for scope, attr, value in r.uniques:
+            values.setdefault((scope, attr), []).append(value)
+    taken: set[tuple[str, str, str]] = set()
+    for (scope, attr), wanted in values.items():
+        params = (wanted if postgres else dumps(wanted), scope, name, attr)
+        taken.update((scope, attr, v) for (v,) in conn.execute(by_value, params).fetchall())
+    return {rid for (rid,) in found}, taken
 
 
 def _select(
