@@ -256,3 +256,29 @@ def test_text_the_api_refuses_is_refused_line_by_line_not_a_crash(tmp_path: Path
     assert (reject["line"], reject["error"]["scimType"]) == (1, "invalidSyntax")
     assert reject["input"]["data"]["userName"] == "esc\ud800"  # kept as its escape
     assert sorted(_users(db)) == ["fine", "ok"]
+
+
+def test_the_bulk_path_refuses_an_id_stored_or_taken_earlier_in_its_batch(db: list[str]) -> None:
+    """``SQLBackend.load_new`` (what the import stores a batch with): an id already stored,
+    or taken by an earlier resource of the batch, is a 409; the other resources are stored."""
+    with _engine(db) as engine:
+        stored = engine.users.create(_user("first"))
+        users = next(rt for rt in engine.resource_types if rt.name == "User")
+
+        def resource(rid: str, name: str) -> dict[str, Any]:
+            meta = {**stored["meta"], "location": None}
+            return {**_user(name), "id": rid, "meta": {k: v for k, v in meta.items() if v}}
+
+        fresh = str(uuid.uuid4())
+        batch = [
+            (0, resource(stored["id"], "second")),
+            (1, resource(fresh, "third")),
+            (2, resource(fresh, "fourth")),
+        ]
+        count, refused = engine.backend.load_new(None, users, batch)  # type: ignore[attr-defined]
+        assert count == 1
+        assert {n: (e.status, e.scim_type) for n, e in refused.items()} == {
+            0: (409, "uniqueness"),
+            2: (409, "uniqueness"),
+        }
+    assert sorted(_users(db)) == ["first", "third"]
