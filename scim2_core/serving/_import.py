@@ -7,9 +7,10 @@ resource goes through the checks of a create through the API (schemas, attribute
 mutability, members that exist: :func:`scim2_core.engine._write.new_resource`), gets its
 ``id`` and ``meta`` as a POST would, and is stored with the same uniqueness.
 
-Resources are stored in batches, one transaction each: staged with COPY and moved with
-``INSERT ... SELECT`` on PostgreSQL, one prepared INSERT per table on SQLite
-(:meth:`SQLBackend.load_new`); a group with members is created on its own, after the batch
+Resources are stored in batches, one transaction each: the batch's ids and unique values
+looked up with one statement each, then the rows written straight into their tables, with
+COPY on PostgreSQL, one prepared INSERT per table on SQLite (:meth:`SQLBackend.load_new`);
+a group with members is created on its own, after the batch
 before it, so that its members are checked as the API checks them. A line that cannot be
 stored is not lost: it goes to the rejects file, one JSON object a line with its line
 number, its SCIM Error (RFC 7644 §3.12) and the input as given. No change events are
@@ -30,7 +31,7 @@ from typing import Any, TextIO
 from .._errors import InvalidSyntaxError, InvalidValueError, ScimError
 from .._urns import BULK_REQUEST_URN
 from ..engine import Engine
-from ..engine._request import Ctx
+from ..engine._request import _SURROGATE_ESCAPE, Ctx
 from ..engine._write import new_resource
 from ..schema import ResourceType
 
@@ -65,22 +66,23 @@ def records(path: Path) -> Iterator[Record]:
         first = f.readline()
         try:
             head = json.loads(first) if first.strip() else None
-        except ValueError:
+        except (ValueError, RecursionError):
             head = None
         if head is not None and not _is_bulk(head):
             f.seek(0)
             yield from _json_lines(f)
             return
         f.seek(0)
+        raw = f.read()
         try:
-            whole = json.load(f)
-        except ValueError as exc:
+            whole = json.loads(raw.decode("utf-8"))  # strictly, as _json_lines decodes
+        except (ValueError, RecursionError) as exc:
             raise InvalidSyntaxError(f"{path} is neither JSON lines nor JSON: {exc}") from None
     if not _is_bulk(whole):
         raise InvalidSyntaxError(
             f"{path} is neither JSON lines nor a Bulk request (schemas [{BULK_REQUEST_URN!r}])"
         )
-    yield from _bulk_operations(whole)
+    yield from _bulk_operations(whole, check_text=_SURROGATE_ESCAPE.search(raw) is not None)
 
 
 def _is_bulk(value: Any) -> bool:
@@ -90,18 +92,39 @@ def _is_bulk(value: Any) -> bool:
     )
 
 
+def _check_text(value: Any) -> None:
+    """400 invalidSyntax if ``value`` holds an unpaired surrogate (a ``\\ud800`` escape):
+    RFC 8259 §8.1 "JSON text [...] MUST be encoded using UTF-8", which cannot hold one, and
+    no database stores one. The API refuses such a body the same way (``read_body``)."""
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidSyntaxError("The resource holds an unpaired surrogate.") from None
+
+
 def _json_lines(lines: Any) -> Iterator[Record]:
     for number, raw in enumerate(lines, start=1):
         if not raw.strip():
             continue
         try:
-            yield Record(number, None, None, json.loads(raw))
-        except ValueError as exc:
-            text = raw.decode("utf-8", "replace").rstrip("\n")
-            yield Record(number, None, None, text, InvalidSyntaxError(f"Not JSON: {exc}"))
+            # Decoded strictly, as the API decodes a body: json.loads(bytes) would let
+            # CESU-8 surrogates (ED A0 80) through (UnicodeDecodeError is a ValueError).
+            body = json.loads(raw.decode("utf-8"))
+            if _SURROGATE_ESCAPE.search(raw):
+                _check_text(body)
+        except (ValueError, RecursionError, InvalidSyntaxError) as exc:
+            text = raw.decode("utf-8", "replace").rstrip("\r\n")
+            error = (
+                exc
+                if isinstance(exc, InvalidSyntaxError)
+                else InvalidSyntaxError(f"Not JSON: {exc}")
+            )
+            yield Record(number, None, None, text, error)
+            continue
+        yield Record(number, None, None, body)
 
 
-def _bulk_operations(request: dict[str, Any]) -> Iterator[Record]:
+def _bulk_operations(request: dict[str, Any], *, check_text: bool) -> Iterator[Record]:
     operations = request.get("Operations")
     if not isinstance(operations, list):
         raise InvalidSyntaxError("The Bulk request has no Operations list.")
@@ -119,7 +142,14 @@ def _bulk_operations(request: dict[str, Any]) -> Iterator[Record]:
         if not isinstance(path, str):
             yield Record(number, None, bulk_id, op, InvalidValueError("The operation has no path."))
             continue
-        yield Record(number, path, bulk_id, op.get("data"))
+        data = op.get("data")
+        try:
+            if check_text:
+                _check_text(data)
+        except InvalidSyntaxError as exc:
+            yield Record(number, path, bulk_id, op, exc)
+            continue
+        yield Record(number, path, bulk_id, data)
 
 
 @dataclass(slots=True)
@@ -266,7 +296,12 @@ class Importer:
     def _reject(self, record: Record, error: ScimError) -> None:
         self.report.rejected += 1
         line = {"line": record.number, "error": error.to_dict(), "input": record.body}
-        self._rejects.write(json.dumps(line, ensure_ascii=False) + "\n")
+        text = json.dumps(line, ensure_ascii=False)
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:  # an unpaired surrogate, kept as the escape it was given
+            text = json.dumps(line)
+        self._rejects.write(text + "\n")
 
     def finish(self) -> ImportReport:
         """Store what is queued; the report of the whole import."""

@@ -218,16 +218,15 @@ class Dialect:
         """Run ``sql`` once per row of ``rows``."""
         conn.executemany(self.sql(sql), rows)  # type: ignore[attr-defined]
 
-    def stage(
+    def copy_rows(
         self, conn: Connection, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
     ) -> None:
-        """Fill the staging table ``table`` of a bulk load with ``rows`` (the fastest way the
-        database takes many rows: one prepared INSERT here, COPY on PostgreSQL)."""
+        """Insert ``rows`` (values of ``columns``, JSON as text) into ``table`` the fastest
+        way the database takes many rows: one prepared INSERT here, COPY on PostgreSQL."""
+        if not rows:
+            return
         marks = ", ".join("?" * len(columns))
         self.executemany(conn, f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows)
-
-    def analyze_staged(self, conn: Connection, tables: Sequence[str]) -> None:
-        """Give the planner the size of freshly filled staging tables (PostgreSQL)."""
 
     def retrying(self, attempt: Callable[[], _T]) -> _T:
         """Run one write transaction, again if the database aborted it to break a deadlock
@@ -906,18 +905,17 @@ class PostgresDialect(Dialect):
         with conn.cursor() as cur:  # type: ignore[attr-defined]
             cur.executemany(self.sql(sql), rows)
 
-    def stage(
+    def copy_rows(
         self, conn: Connection, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
     ) -> None:
+        if not rows:
+            return
         with (
             conn.cursor() as cur,  # type: ignore[attr-defined]
             cur.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy,
         ):
             for row in rows:
                 copy.write_row(row)
-
-    def analyze_staged(self, conn: Connection, tables: Sequence[str]) -> None:
-        conn.execute(f"ANALYZE {', '.join(tables)}")
 
     def analyze(self, *, vacuum: bool = False, tables: Sequence[str] = ()) -> None:
         """Refresh planner statistics, so that a freshly loaded table is searched through

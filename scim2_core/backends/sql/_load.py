@@ -4,14 +4,15 @@ table written with one statement each, set-based, not one create at a time."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Final
 
 from ..._errors import ScimError, UniquenessError
 from .._outbox import change_events
-from ._dialect import Dialect
+from ._dialect import Connection, Dialect
 from ._members import insert_members, with_members
 from ._outbox import write_events
-from ._rows import TypeInfo, add_count, loads, lookups, resource_row, uniques
+from ._rows import TypeInfo, add_count, dumps, loads, lookups, resource_row, uniques
 
 __all__ = ["load_many", "load_new"]
 
@@ -92,39 +93,88 @@ def load_many(
     return len(rows)
 
 
-#: The staging tables of :func:`load_new` (temporary: each connection has its own).
-_STAGES: Final = (
-    ("scim_stage_res", ("n", "id", "version", "created", "display", "doc", "fdoc")),
-    ("scim_stage_unique", ("n", "scope", "attr", "value")),
-    ("scim_stage_lookup", ("n", "attr", "value")),
-)
-_STAGE_DDL: Final = (
-    "CREATE TEMP TABLE scim_stage_res (n BIGINT PRIMARY KEY, id TEXT NOT NULL, "
-    "version TEXT NOT NULL, created TEXT NOT NULL, display TEXT, doc TEXT NOT NULL, "
-    "fdoc TEXT NOT NULL)",
-    "CREATE INDEX scim_stage_res_id ON scim_stage_res (id, n)",
-    "CREATE TEMP TABLE scim_stage_unique (n BIGINT NOT NULL, scope TEXT NOT NULL, "
-    "attr TEXT NOT NULL, value TEXT NOT NULL)",
-    "CREATE INDEX scim_stage_unique_value ON scim_stage_unique (scope, attr, value, n)",
-    "CREATE TEMP TABLE scim_stage_lookup (n BIGINT NOT NULL, attr TEXT NOT NULL, "
-    "value TEXT NOT NULL)",
-    "CREATE TEMP TABLE scim_stage_bad (n BIGINT NOT NULL, attr TEXT)",
-)
+#: The ids and unique values of a batch already stored, each set of keys sent as one
+#: parameter (an array on PostgreSQL, a JSON array read with ``json_each`` on SQLite) and
+#: each key looked up in its table's primary key, so that the cost of a batch does not grow
+#: with the table. PostgreSQL: LATERAL ... LIMIT 1 is a probe per key whatever the planner
+#: estimates (for a batch of 20k at 1M users, a join hashed all of ``scim_unique``: 0.7 s;
+#: ``= ANY`` scanned it: 0.36 s; probing: 0.2 s).
+_TAKEN_SQL: Final = {
+    "postgresql": (
+        "SELECT c.id FROM unnest(%s::text[]) AS c(id) CROSS JOIN LATERAL "
+        "(SELECT 1 FROM scim_resources r WHERE r.tenant = %s AND r.id = c.id LIMIT 1) x",
+        "SELECT c.value FROM unnest(%s::text[]) AS c(value) CROSS JOIN LATERAL "
+        "(SELECT 1 FROM scim_unique u WHERE u.scope = %s AND u.type = %s AND u.attr = %s "
+        "AND u.value = c.value LIMIT 1) x",
+    ),
+    # CROSS JOIN: SQLite keeps the batch as the outer loop (one probe of the key each).
+    "sqlite": (
+        "SELECT r.id FROM json_each(?) c CROSS JOIN scim_resources r "
+        "ON r.tenant = ? AND r.id = c.value",
+        "SELECT u.value FROM json_each(?) c CROSS JOIN scim_unique u "
+        "ON u.scope = ? AND u.type = ? AND u.attr = ? AND u.value = c.value",
+    ),
+}
 
-#: The staged rows that cannot be stored, and why (``attr`` NULL: the id is taken):
-#: an id or a unique value already stored, or taken by an earlier row of the batch.
-_BAD_SQL: Final = (
-    "INSERT INTO scim_stage_bad (n, attr) "
-    "SELECT s.n, NULL FROM scim_stage_res s "
-    "JOIN scim_resources r ON r.tenant = ? AND r.id = s.id "
-    "UNION ALL SELECT s.n, NULL FROM scim_stage_res s WHERE EXISTS "
-    "(SELECT 1 FROM scim_stage_res o WHERE o.id = s.id AND o.n < s.n) "
-    "UNION ALL SELECT u.n, u.attr FROM scim_stage_unique u JOIN scim_unique x "
-    "ON x.scope = u.scope AND x.type = ? AND x.attr = u.attr AND x.value = u.value "
-    "UNION ALL SELECT u.n, u.attr FROM scim_stage_unique u WHERE EXISTS "
-    "(SELECT 1 FROM scim_stage_unique o WHERE o.scope = u.scope AND o.attr = u.attr "
-    "AND o.value = u.value AND o.n < u.n)"
-)
+_RESOURCE_COLUMNS: Final = ("tenant", "id", "type", "version", "created", "display", "doc", "fdoc")
+
+
+@dataclass(frozen=True, slots=True)
+class _Row:
+    """One resource of a batch: its ``scim_resources`` row, its unique values
+    ``(scope, attr, value)`` (sorted: a refusal names the same attribute every time) and its
+    lookup rows ``(attr, value)``."""
+
+    n: int
+    row: tuple[Any, ...]
+    uniques: list[tuple[str, str, str]]
+    lookups: set[tuple[str, str]]
+
+
+def _taken(
+    d: Dialect, conn: Connection, t: str, name: str, batch: Sequence[_Row]
+) -> tuple[set[str], set[tuple[str, str, str]]]:
+    """The ids and the unique values ``(scope, attr, value)`` of ``batch`` already stored."""
+    postgres = d.name == "postgresql"
+    by_id, by_value = _TAKEN_SQL["postgresql" if postgres else "sqlite"]
+    ids = [r.row[1] for r in batch]
+    found = conn.execute(by_id, (ids if postgres else dumps(ids), t)).fetchall()
+    values: dict[tuple[str, str], list[str]] = {}
+    for r in batch:
+        for scope, attr, value in r.uniques:
+            values.setdefault((scope, attr), []).append(value)
+    taken: set[tuple[str, str, str]] = set()
+    for (scope, attr), wanted in values.items():
+        params = (wanted if postgres else dumps(wanted), scope, name, attr)
+        taken.update((scope, attr, v) for (v,) in conn.execute(by_value, params).fetchall())
+    return {rid for (rid,) in found}, taken
+
+
+def _select(
+    batch: Sequence[_Row], ids: set[str], values: set[tuple[str, str, str]], t: str, name: str
+) -> tuple[list[Any], list[Any], list[Any], dict[int, ScimError]]:
+    """The rows of ``batch`` to write (resources, unique values, lookups) and the refusals:
+    a resource whose id or a unique value is in ``ids`` / ``values`` (already stored) or
+    was taken by an earlier resource of the batch that is written."""
+    rows: list[tuple[Any, ...]] = []
+    unique_rows: list[tuple[Any, ...]] = []
+    lookup_rows: list[tuple[Any, ...]] = []
+    rejected: dict[int, ScimError] = {}
+    for r in batch:
+        rid = r.row[1]
+        if rid in ids:
+            rejected[r.n] = UniquenessError("A resource with this id already exists.")
+            continue
+        clash = next((a for s, a, v in r.uniques if (s, a, v) in values), None)
+        if clash is not None:
+            rejected[r.n] = UniquenessError(f"The value of {clash!r} is already in use.")
+            continue
+        ids.add(rid)  # taken from here on, as a create through the API would have taken it
+        values.update(r.uniques)
+        rows.append(r.row)
+        unique_rows.extend((s, name, a, v, t, rid) for s, a, v in r.uniques)
+        lookup_rows.extend((t, name, a, v, rid) for a, v in r.lookups)
+    return rows, unique_rows, lookup_rows, rejected
 
 
 def load_new(
@@ -137,75 +187,40 @@ def load_new(
     """Store the new resources ``(n, resource)`` of ``info``'s type (none lists members)
     that can be stored, in ONE write transaction, and say why each other one cannot.
 
-    The rows are staged (COPY on PostgreSQL), the conflicts found by set-based queries (an
-    id or a unique value taken, RFC 7643 §2.3.2, also by an earlier row of the batch), and
-    the rest moved with ``INSERT ... SELECT``. Returns the number stored and, per ``n``
-    refused, its :class:`~scim2_core.UniquenessError` (409). A value taken by a concurrent
-    write in between makes the database refuse the batch; it is then staged again.
+    The ids and unique values already stored are found with one statement each (RFC 7643
+    §2.3.2 uniqueness, as a create through the API enforces it); a resource is refused when
+    one of its values is already stored or taken by an earlier resource of the batch that
+    is stored. The others are written straight into their tables, COPY on PostgreSQL and
+    one prepared INSERT per table on SQLite, in the same transaction as the check. Returns
+    the number stored and, per ``n`` refused, its :class:`~scim2_core.UniquenessError`
+    (409). A value taken by a concurrent write after the check makes the database refuse
+    the batch (its unique keys); it is then checked and written again.
     """
-    rows: list[tuple[Any, ...]] = []
-    unique_rows: list[tuple[Any, ...]] = []
-    lookup_rows: list[tuple[Any, ...]] = []
+    batch: list[_Row] = []
     for n, resource in resources:
         rid, text, doc, fdoc, _entries = new_row(info, resource)
         row = resource_row(t, rid, info.rt, doc, text, fdoc)
-        rows.append((n, rid, *row[3:]))
-        unique_rows.extend((n, s, k, v) for s, k, v in uniques(info, t, doc))
-        lookup_rows.extend((n, k, v) for k, v in lookups(info, fdoc))
+        batch.append(_Row(n, row, sorted(uniques(info, t, doc)), lookups(info, fdoc)))
     name = info.rt.name
     for attempt in range(3):
         try:
             with d.transaction(write=True) as conn:
-                for table in (*(table for table, _ in _STAGES), "scim_stage_bad"):
-                    conn.execute(f"DROP TABLE IF EXISTS {table}")
-                for ddl in _STAGE_DDL:
-                    conn.execute(ddl)
-                for (table, columns), staged in zip(
-                    _STAGES, (rows, unique_rows, lookup_rows), strict=True
-                ):
-                    d.stage(conn, table, columns, staged)
-                d.analyze_staged(conn, [table for table, _ in _STAGES])
-                conn.execute(d.sql(_BAD_SQL), (t, name))
-                found = conn.execute("SELECT n, attr FROM scim_stage_bad").fetchall()
-                bad = {int(n): attr for n, attr in found}
-                good = "s.n NOT IN (SELECT n FROM scim_stage_bad)"
-                stored = conn.execute(
-                    d.sql(
-                        "INSERT INTO scim_resources "
-                        "(tenant, id, type, version, created, display, doc, fdoc) "
-                        "SELECT ?, s.id, ?, s.version, s.created, s.display, s.doc, "
-                        f"CAST(s.fdoc AS {d.json_type}) FROM scim_stage_res s WHERE {good}"
-                    ),
-                    (t, name),
-                ).rowcount
-                conn.execute(
-                    d.sql(
-                        "INSERT INTO scim_unique (scope, type, attr, value, tenant, id) "
-                        "SELECT u.scope, ?, u.attr, u.value, ?, s.id FROM scim_stage_unique u "
-                        f"JOIN scim_stage_res s ON s.n = u.n WHERE {good}"
-                    ),
-                    (name, t),
+                ids, values = _taken(d, conn, t, name, batch)
+                rows, unique_rows, lookup_rows, rejected = _select(batch, ids, values, t, name)
+                d.copy_rows(conn, "scim_resources", _RESOURCE_COLUMNS, rows)
+                d.copy_rows(
+                    conn,
+                    "scim_unique",
+                    ("scope", "type", "attr", "value", "tenant", "id"),
+                    unique_rows,
                 )
-                conn.execute(
-                    d.sql(
-                        "INSERT INTO scim_lookup (tenant, type, attr, value, id) "
-                        "SELECT DISTINCT ?, ?, u.attr, u.value, s.id FROM scim_stage_lookup u "
-                        f"JOIN scim_stage_res s ON s.n = u.n WHERE {good}"
-                    ),
-                    (t, name),
+                d.copy_rows(
+                    conn, "scim_lookup", ("tenant", "type", "attr", "value", "id"), lookup_rows
                 )
-                if stored:
-                    add_count(d, conn, t, name, stored)
+                if rows:
+                    add_count(d, conn, t, name, len(rows))
             break
         except Exception as exc:
             if not d.is_integrity_error(exc) or attempt == 2:
                 raise
-    rejected: dict[int, ScimError] = {
-        n: UniquenessError(
-            f"The value of {attr!r} is already in use."
-            if attr
-            else "A resource with this id already exists."
-        )
-        for n, attr in sorted(bad.items())
-    }
-    return stored, rejected
+    return len(rows), dict(sorted(rejected.items()))
