@@ -174,6 +174,80 @@ def _checks_subs(attr: Attribute) -> bool:
     )
 
 
+class _Required:
+    """What :func:`check_required` checks in one container (a resource, an extension
+    block, a complex value), worked out once per resource type: the names of the
+    attributes that must be present, and the complex attributes whose values hold
+    something to check (with their own plan)."""
+
+    __slots__ = ("inside", "names")
+
+    def __init__(self, attrs: Iterable[Attribute]) -> None:
+        attrs = tuple(attrs)
+        # "$ref" sub-attributes are references the server can derive from "value"
+        # (RFC 7643 §4.3 marks manager.$ref REQUIRED, yet no IdP sends it); readOnly
+        # attributes are the server's to set.
+        self.names = tuple(
+            a.name for a in attrs if a.required and a.mutability != "readOnly" and a.name != "$ref"
+        )
+        self.inside = tuple(
+            (a.name, _Required(a.sub_attributes)) for a in attrs if a.is_complex and _checks_subs(a)
+        )
+
+
+class _WritePlan:
+    """The per-resource-type plans of :func:`check_required` and :func:`check_primary`."""
+
+    __slots__ = ("extensions", "primaries", "required", "rt")
+
+    def __init__(self, rt: ResourceType) -> None:
+        self.rt = rt
+        self.required = _Required(rt.schema.attributes)
+        self.extensions = tuple(
+            (ext.id, required, _Required(ext.attributes)) for ext, required in rt.extensions
+        )
+        #: ``(extension urn or None, attribute name)`` of the multi-valued complex
+        #: attributes with a ``primary`` sub-attribute.
+        self.primaries = tuple(
+            (urn, attr.name)
+            for urn, attr in rt.iter_attributes()
+            if attr.multi_valued and attr.is_complex and attr.sub("primary") is not None
+        )
+
+
+#: The plans by ``id`` of their resource type (checked by identity: an id may be reused
+#: once a type is gone); a few types per engine, cleared past a bound.
+_PLANS: dict[int, _WritePlan] = {}
+_PLANS_BOUND: Final = 256
+
+
+def _plan(rt: ResourceType) -> _WritePlan:
+    plan = _PLANS.get(id(rt))
+    if plan is None or plan.rt is not rt:
+        if len(_PLANS) >= _PLANS_BOUND:
+            _PLANS.clear()
+        plan = _PLANS[id(rt)] = _WritePlan(rt)
+    return plan
+
+
+def _missing(value: Any) -> bool:
+    return value is None or value == "" or value == [] or value == {}
+
+
+def _check(
+    container: Mapping[str, Any], plan: _Required, where: str, checked: Collection[int]
+) -> None:
+    for name in plan.names:
+        if _missing(container.get(name)):
+            raise InvalidValueError(f"Required attribute {where}{name!r} is missing.")
+    for name, inner in plan.inside:
+        value = container.get(name)
+        items = value if isinstance(value, list) else [value] if isinstance(value, dict) else []
+        for item in items:
+            if isinstance(item, dict) and id(item) not in checked:
+                _check(item, inner, f"{name}.", checked)
+
+
 def check_required(
     rt: ResourceType, data: Mapping[str, Any], checked: Collection[int] = ()
 ) -> None:
@@ -184,33 +258,15 @@ def check_required(
     the server's to set and are not checked. Complex values whose ``id()`` is in
     ``checked`` were checked when stored and are skipped.
     """
-
-    def check(container: Mapping[str, Any], attrs: Iterable[Attribute], where: str) -> None:
-        for attr in attrs:
-            # "$ref" sub-attributes are references the server can derive from "value"
-            # (RFC 7643 §4.3 marks manager.$ref REQUIRED, yet no IdP sends it).
-            if not attr.required or attr.mutability == "readOnly" or attr.name == "$ref":
-                continue
-            value = container.get(attr.name)
-            if value is None or value == "" or value == [] or value == {}:
-                raise InvalidValueError(f"Required attribute {where}{attr.name!r} is missing.")
-        for attr in attrs:
-            if not attr.is_complex or not _checks_subs(attr):
-                continue
-            value = container.get(attr.name)
-            items = value if isinstance(value, list) else [value] if isinstance(value, dict) else []
-            for item in items:
-                if isinstance(item, dict) and id(item) not in checked:
-                    check(item, attr.sub_attributes, f"{attr.name}.")
-
-    check(data, rt.schema.attributes, "")
-    for ext, required in rt.extensions:
-        block = data.get(ext.id)
+    plan = _plan(rt)
+    _check(data, plan.required, "", checked)
+    for urn, required, inner in plan.extensions:
+        block = data.get(urn)
         if block is None:
             if required:
-                raise InvalidValueError(f"The extension {ext.id!r} is required.")
+                raise InvalidValueError(f"The extension {urn!r} is required.")
             continue
-        check(block, ext.attributes, f"{ext.id}:")
+        _check(block, inner, f"{urn}:", checked)
 
 
 def check_primary(rt: ResourceType, data: Mapping[str, Any]) -> None:
@@ -219,17 +275,13 @@ def check_primary(rt: ResourceType, data: Mapping[str, Any]) -> None:
     A POST or PUT body breaking it is 400 invalidValue (PATCH demotes the other values
     itself, RFC 7644 §3.5.2, so its result never reaches here with two).
     """
-    for urn, attr in rt.iter_attributes():
-        if not (attr.multi_valued and attr.is_complex and attr.sub("primary") is not None):
-            continue
+    for urn, name in _plan(rt).primaries:
         container = data if urn is None else data.get(urn)
-        values = container.get(attr.name) if isinstance(container, dict) else None
+        values = container.get(name) if isinstance(container, dict) else None
         if not isinstance(values, list) or len(values) < 2:
             continue
         if sum(1 for v in values if isinstance(v, dict) and v.get("primary") is True) > 1:
-            raise InvalidValueError(
-                f"Only one value of {attr.name!r} may be primary (RFC 7643 §2.4)."
-            )
+            raise InvalidValueError(f"Only one value of {name!r} may be primary (RFC 7643 §2.4).")
 
 
 def merge_for_replace(rt: ResourceType, current: Mapping[str, Any], data: dict[str, Any]) -> None:
