@@ -215,6 +215,87 @@ def test_two_primary_values_are_400(method: str) -> None:
     assert_error(call(engine, method, path, body), 400, "invalidValue")
 
 
+# -- RFC 7643 §2.2: required, at every level ----------------------------------------------------
+
+LAPTOP = "urn:example:schemas:Laptop"
+LAPTOP_EXTRA = "urn:example:schemas:extension:Asset"
+
+
+def _laptop_engine() -> Engine:
+    """A type whose required attributes sit at the top, inside a complex value, inside
+    each value of a multi-valued complex one, and in a required extension."""
+    port = Attribute(
+        name="ports",
+        type="complex",
+        multi_valued=True,
+        sub_attributes=(
+            Attribute(name="kind", required=True),
+            Attribute(name="primary", type="boolean"),
+            Attribute(name="$ref", type="reference", required=True),
+        ),
+    )
+    schema = Schema(
+        id=LAPTOP,
+        name="Laptop",
+        attributes=(
+            Attribute(name="serial", required=True),
+            Attribute(
+                name="owner",
+                type="complex",
+                sub_attributes=(Attribute(name="name", required=True), Attribute(name="email")),
+            ),
+            port,
+            Attribute(name="stamp", required=True, mutability="readOnly"),
+        ),
+    )
+    extra = Schema(
+        id=LAPTOP_EXTRA,
+        name="Asset",
+        attributes=(Attribute(name="tag", required=True), Attribute(name="note")),
+    )
+    laptop = ResourceType(
+        name="Laptop", endpoint="/Laptops", schema=schema, extensions=((extra, True),)
+    )
+    return Engine(make_backend(), resource_types=[User, laptop])
+
+
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        ({"serial": None}, "serial"),
+        ({"serial": ""}, "serial"),
+        ({"owner": {"email": "ann@example.org"}}, "owner.'name'"),
+        ({"ports": [{"kind": "usb"}, {"primary": True}]}, "ports.'kind'"),
+        ({LAPTOP_EXTRA: {"note": "n"}}, f"{LAPTOP_EXTRA}:'tag'"),
+        ({LAPTOP_EXTRA: None}, LAPTOP_EXTRA),
+        (
+            {"ports": [{"kind": "usb", "primary": True}, {"kind": "hdmi", "primary": True}]},
+            "primary",
+        ),
+    ],
+)
+def test_a_missing_required_value_or_a_second_primary_is_400_naming_it(
+    change: dict[str, Any], named: str
+) -> None:
+    """RFC 7643 §2.2 "required" (readOnly ones are the server's, and ``$ref`` is derived,
+    so neither is demanded) and §2.4 one primary, at every level of the body."""
+    engine = _laptop_engine()
+    body: dict[str, Any] = {
+        "schemas": [LAPTOP, LAPTOP_EXTRA],
+        "serial": "SN1",
+        "owner": {"name": "Ann"},
+        "ports": [{"kind": "usb", "primary": True}, {"kind": "hdmi"}],
+        LAPTOP_EXTRA: {"tag": "T1"},
+    }
+    assert call(engine, "POST", "/Laptops", body).status == 201
+    body.update(change)
+    body["serial"] = body["serial"] if "serial" in change else "SN2"
+    body = {k: v for k, v in body.items() if v is not None}
+    answer = call(engine, "POST", "/Laptops", body)
+    assert_error(answer, 400, "invalidValue")
+    assert named in answer.json["detail"]
+
+
 # -- RFC 7643 §4.3: enterprise manager ---------------------------------------------------------
 
 
