@@ -179,6 +179,40 @@ def test_reads_of_a_sqlite_file_are_answered_on_the_event_loop_and_writes_on_wor
             assert threads[read].startswith("scim-read"), read
 
 
+def test_concurrent_reads_of_a_sqlite_file_keep_the_workers(tmp_path: Any) -> None:
+    """A read runs on the loop only when it is alone: reads that arrive together go to
+    the read workers, so the database's work runs beside the loop's (throughput), and the
+    next lone read is back on the loop (latency)."""
+    import json
+
+    from scim2_core.backends.sql import SQLBackend
+
+    backend = SQLBackend(f"sqlite:///{tmp_path / 'scim.db'}")
+    engine, threads = _thread_noting_engine(backend)
+    app = ASGIApp(engine)
+
+    async def scenario() -> list[str]:
+        uids = []
+        for n in range(5):
+            body = _USER.replace(b"bjensen", f"user{n}".encode())
+            status, answer = await _send(app, "POST", "/Users", body)
+            assert status == 201
+            uids.append(json.loads(answer)["id"])
+        answers = await asyncio.gather(*(_send(app, "GET", f"/Users/{u}") for u in uids))
+        assert [status for status, _ in answers] == [200] * 5
+        assert (await _send(app, "GET", "/Users"))[0] == 200
+        return uids
+
+    loop_thread = threading.current_thread().name
+    try:
+        uids = asyncio.run(scenario())
+    finally:
+        app.workers.shutdown()
+        backend.close()
+    assert all(threads[f"GET /Users/{u}"].startswith("scim-read") for u in uids), threads
+    assert threads["GET /Users"] == loop_thread
+
+
 def test_a_read_on_the_event_loop_does_not_wait_for_another_writer(tmp_path: Any) -> None:
     """The premise of answering SQLite reads on the loop: while another connection (another
     process, a write in a worker) holds the database's write lock, a read answers at once
