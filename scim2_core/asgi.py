@@ -200,7 +200,7 @@ class ASGIApp:
         own work (which releases the GIL) beside the loop's parsing of the next requests."""
         self._in_flight += 1
         try:
-            if self.reads_on_loop and Workers.is_read(request):
+            if self._in_flight == 1 and self.reads_on_loop and Workers.is_read(request):
                 await asyncio.sleep(0)
                 if self._in_flight == 1:
                     return self.engine.handle(request)
