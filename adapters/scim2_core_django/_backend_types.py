@@ -205,8 +205,12 @@ def _relation(t: _Type, relation: str, member_type: str, member_model: Any) -> _
     )
 
 
+#: ``json.dumps(..., default=str)`` without making an encoder per call (the same text).
+_HASH_ENCODE = json.JSONEncoder(default=str).encode
+
+
 def _hash(values: Mapping[str, Any], fields: Iterable[str]) -> str:
-    data = json.dumps([values.get(f) for f in sorted(fields)], default=str)
+    data = _HASH_ENCODE([values.get(f) for f in sorted(fields)])
     return hashlib.sha256(data.encode()).hexdigest()[:32]
 
 
@@ -263,12 +267,13 @@ _UNSET = "$unset"
 
 
 def _visible(
-    row: Mapping[str, Any], extras: Mapping[str, Any]
+    row: Mapping[str, Any], extras: Mapping[str, Any], *, owned: bool = False
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """``(field values, extras)`` to read: a field still holding the default it got for an
-    unassigned attribute reads as unassigned."""
+    unassigned attribute reads as unassigned. With ``owned``, ``extras`` (a dict nobody
+    else holds) is changed and given back instead of copied."""
     values = dict(row)
-    rest = dict(extras)
+    rest = extras if owned and type(extras) is dict else dict(extras)
     unset = rest.pop(_UNSET, None)
     if isinstance(unset, dict):
         for name, default in unset.items():
