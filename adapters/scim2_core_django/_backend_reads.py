@@ -25,6 +25,7 @@ from ._backend_types import (
     _Groups,
     _hash,
     _plain,
+    _ReadBk,
     _Relation,
     _Type,
     _version,
@@ -157,7 +158,7 @@ class _Reads(_Adoption):
         end = width + len(names)
         for r in raw:
             values = _convert(r, sql.read_conv, connection)
-            bk = self._resource.from_db(self.using, sql.bk_names, values[:width])
+            bk = _ReadBk(sql.bk_names, values[:width])
             bks[bk.object_pk] = bk
             row = dict(zip(names, values[width:end], strict=True))
             rows.append(row)
@@ -257,7 +258,7 @@ class _Reads(_Adoption):
                 end = width + len(names)
                 for r in raw:
                     values = _convert(r[2:], sql.read_conv, connection)
-                    bk = self._resource.from_db(self.using, sql.bk_names, values[:width])
+                    bk = _ReadBk(sql.bk_names, values[:width])
                     bks[bk.object_pk] = bk
                     row = dict(zip(names, values[width:end], strict=True))
                     rows.append(row)
