@@ -23,6 +23,7 @@ from ._backend_types import (
     _OWN_SAVE,
     _UNREAD,
     _hash,
+    _ReadBk,
     _strip_meta,
     _Type,
     _visible,
@@ -227,6 +228,14 @@ class _Adoption(_Writes):
             self._unique.objects.using(self.using).bulk_create(uniques, ignore_conflicts=True)
 
     def _app_changed(self, t: _Type, bk: Any, row: Mapping[str, Any], digest: str) -> None:
+        """The app changed the mapped fields of ``row``: move the version of its
+        bookkeeping row ``bk`` (a model instance, or a ``_ReadBk`` updated in place)."""
+        if isinstance(bk, _ReadBk):
+            instance = bk.row(self._resource, self.using)
+            self._app_changed(t, instance, row, digest)
+            for name in ("version", "last_modified", "content_hash", "extras", "deleted"):
+                setattr(bk, name, getattr(instance, name))
+            return
         when = now()
         done = (
             self._resource.objects.using(self.using)

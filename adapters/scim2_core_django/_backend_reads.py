@@ -25,6 +25,7 @@ from ._backend_types import (
     _Groups,
     _hash,
     _plain,
+    _ReadBk,
     _Relation,
     _Type,
     _version,
@@ -157,7 +158,7 @@ class _Reads(_Adoption):
         end = width + len(names)
         for r in raw:
             values = _convert(r, sql.read_conv, connection)
-            bk = self._resource.from_db(self.using, sql.bk_names, values[:width])
+            bk = _ReadBk(sql.bk_names, values[:width])
             bks[bk.object_pk] = bk
             row = dict(zip(names, values[width:end], strict=True))
             rows.append(row)
@@ -194,7 +195,8 @@ class _Reads(_Adoption):
         if query.count <= 0 or start >= total:
             return Page(total=total)
         window = rows[start : start + query.count]
-        return Page(total=total, resources=self._read_rows(t, rows=window, bks=bks, groups=groups))
+        found = self._read_rows(t, rows=window, bks=bks, groups=groups, owned=True)
+        return Page(total=total, resources=found)
 
     def _bk(self, t: _Type, id: str) -> Any:
         found = self._resource.objects.using(self.using).filter(
@@ -256,13 +258,13 @@ class _Reads(_Adoption):
                 end = width + len(names)
                 for r in raw:
                     values = _convert(r[2:], sql.read_conv, connection)
-                    bk = self._resource.from_db(self.using, sql.bk_names, values[:width])
+                    bk = _ReadBk(sql.bk_names, values[:width])
                     bks[bk.object_pk] = bk
                     row = dict(zip(names, values[width:end], strict=True))
                     rows.append(row)
                     groups[row["pk"]] = _groups_read(values[end:])
                 found = self._read_rows(
-                    t, rows=rows, bks=bks, groups=groups if sql.groups else None
+                    t, rows=rows, bks=bks, groups=groups if sql.groups else None, owned=True
                 )
                 return Page(total=total, resources=found)
         with connection.cursor() as cursor:
@@ -284,10 +286,14 @@ class _Reads(_Adoption):
         refresh: bool = True,
         members: bool = True,
         groups: _Groups = None,
+        owned: bool = False,
     ) -> list[dict[str, Any]]:
         """The resources of the app's rows ``pks`` (in that order; missing ones skipped),
         or of ``rows`` already read (``values("pk", *fields)``). ``groups``: the groups
         holding each row, read with it; kept for the ``groups_of`` that follows.
+        ``owned``: the bookkeeping rows ``bks`` were read for this call alone, so their
+        extras become the resources instead of being copied (they are read here when
+        ``bks`` is not given).
 
         With ``refresh``, a row whose mapped fields no longer have the hash SCIM last saw
         was changed by the app: its version and lastModified move first (RFC 7644 §3.14).
@@ -301,6 +307,7 @@ class _Reads(_Adoption):
         if not order:
             return []
         if bks is None:
+            owned = True
             bks = {
                 bk.object_pk: bk
                 for bk in self._resource.objects.using(self.using).filter(
@@ -333,7 +340,8 @@ class _Reads(_Adoption):
                 digest = _hash(row, t.fields)
                 if digest != bk.content_hash:
                     self._app_changed(t, bk, row, digest)
-            resource = t.bound.read(*_visible(row, bk.extras))
+            stored_meta = bk.extras.get("meta")
+            resource = t.bound.read(*_visible(row, bk.extras, owned=owned), owned=owned)
             resource["id"] = bk.scim_id
             if t.relation is not None and listed.get(pk):
                 resource["members"] = [dict(m) for m in listed[pk]]
@@ -341,7 +349,7 @@ class _Reads(_Adoption):
                     display = displays.get((bk.pk, m["value"]))
                     if display is not None:
                         m["display"] = display
-            meta = dict(bk.extras.get("meta") or {})
+            meta = dict(stored_meta or {})
             meta.setdefault("resourceType", t.name)
             meta["created"] = bk.created
             meta["lastModified"] = bk.last_modified

@@ -67,12 +67,21 @@ class _Statements:
         #: params: type, False: the listing's total, and MAX(pk) (see ``_adopt``)
         self.count_top = f"SELECT ({count}), ({self.top})"
         #: params: type, False, gparams, type, False; ``{}``: LIMIT/OFFSET. The listing's
-        #: total, MAX(pk), and the window: its bookkeeping rows from the listing index (a
-        #: subquery, so that PostgreSQL probes the app's rows by primary key instead of
-        #: hashing the whole table), their app rows and their groups, in one statement.
+        #: total, MAX(pk), and the window: its ids from the listing index alone (only the
+        #: index's columns pass the rows skipped by the OFFSET, never the wide bookkeeping
+        #: rows), then each row of the window probed by id (a LATERAL subquery with a
+        #: LIMIT on PostgreSQL, so that it probes the unique index instead of hashing the
+        #: whole table), their app rows by primary key and their groups, in one statement.
+        probe = (
+            f"LATERAL (SELECT * FROM {bk_table} b WHERE b.{q('scim_id')} = w.{q('scim_id')} "
+            f"LIMIT 1) b ON 1 = 1"
+            if connection.vendor == "postgresql"
+            else f"{bk_table} b ON b.{q('scim_id')} = w.{q('scim_id')}"  # SQLite: no LATERAL
+        )
         self.window = (
             f"SELECT ({count}), ({self.top}), {bk_cols}, {row_cols}{gcols} "
-            f"FROM (SELECT * FROM {bk_table} b WHERE {live} {order} {{}}) b {to_row} {order}"
+            f"FROM (SELECT b.{q('scim_id')} FROM {bk_table} b WHERE {live} {order} {{}}) w "
+            f"INNER JOIN {probe} {to_row} {order}"
         )
         #: ``{}``: ``column = %s, ...``; params: their values, the bookkeeping row's pk
         self.save_bk = f"UPDATE {bk_table} SET {{}} WHERE {q(bk_model._meta.pk.column)} = %s"
@@ -90,8 +99,8 @@ class _Statements:
                 f"ON b.{q(bk_model._meta.pk.column)} = u.{q('resource_id')} {to_row} "
                 f"WHERE u.{q('resource_type')} = %s AND u.{q('attribute')} = %s "
                 f"AND u.{q('value')} = %s AND {live} "
-                f"AND {column} IS NOT NULL AND {column} <> '' AND {test} {order}"
-            )
+                f"AND {column} IS NOT NULL AND {column} <> '' AND {test}"
+            )  # no ORDER BY: one row at most (the unique constraint on the value)
         #: ``{}``: the ids' placeholders; params: ids, type, False: ``(id, app pk)`` of the
         #: live resources among ids whose app row exists (one statement, not two)
         self.pks_of = (

@@ -114,6 +114,36 @@ class _Type:
         return self.bm
 
 
+class _ReadBk:
+    """A bookkeeping row read by a fixed statement for a read alone: its columns as
+    attributes, as a :class:`~scim2_core_django.models.ScimResource` has them, without
+    building a model instance per row (a page reads a hundred); :meth:`row` makes the
+    model instance when a write needs one (see ``_app_changed``)."""
+
+    id: int
+    scim_id: str
+    resource_type: str
+    object_pk: str
+    version: int
+    created: str
+    last_modified: str
+    content_hash: str
+    extras: dict[str, Any]
+    deleted: bool
+
+    def __init__(self, names: Sequence[str], values: Sequence[Any]) -> None:
+        self.__dict__.update(zip(names, values, strict=True))
+
+    @property
+    def pk(self) -> Any:
+        return self.__dict__["id"]  # ScimResource's primary key
+
+    def row(self, model: Any, using: str) -> Any:
+        """The model instance of this row, as ``model.from_db`` makes it."""
+        names = list(self.__dict__)
+        return model.from_db(using, names, [self.__dict__[n] for n in names])
+
+
 #: ``{app pk: groups_of's entries, or None to ask}``, or None when not read (``_fetch``).
 _Groups = Mapping[Any, list[dict[str, Any]] | None] | None
 
@@ -205,8 +235,12 @@ def _relation(t: _Type, relation: str, member_type: str, member_model: Any) -> _
     )
 
 
+#: ``json.dumps(..., default=str)`` without making an encoder per call (the same text).
+_HASH_ENCODE = json.JSONEncoder(default=str).encode
+
+
 def _hash(values: Mapping[str, Any], fields: Iterable[str]) -> str:
-    data = json.dumps([values.get(f) for f in sorted(fields)], default=str)
+    data = _HASH_ENCODE([values.get(f) for f in sorted(fields)])
     return hashlib.sha256(data.encode()).hexdigest()[:32]
 
 
@@ -263,12 +297,13 @@ _UNSET = "$unset"
 
 
 def _visible(
-    row: Mapping[str, Any], extras: Mapping[str, Any]
+    row: Mapping[str, Any], extras: Mapping[str, Any], *, owned: bool = False
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """``(field values, extras)`` to read: a field still holding the default it got for an
-    unassigned attribute reads as unassigned."""
+    unassigned attribute reads as unassigned. With ``owned``, ``extras`` (a dict nobody
+    else holds) is changed and given back instead of copied."""
     values = dict(row)
-    rest = dict(extras)
+    rest = extras if owned and type(extras) is dict else dict(extras)
     unset = rest.pop(_UNSET, None)
     if isinstance(unset, dict):
         for name, default in unset.items():
@@ -338,4 +373,15 @@ def _strip_meta(extras: Mapping[str, Any], unset: Mapping[str, Any]) -> dict[str
 
 
 def _copy(resource: dict[str, Any]) -> dict[str, Any]:
-    return cast(dict[str, Any], json.loads(json.dumps(resource)))
+    """A deep copy of a JSON object (dicts, lists and scalars), without a trip through
+    JSON text."""
+    return cast(dict[str, Any], _copy_value(resource))
+
+
+def _copy_value(value: Any) -> Any:
+    kind = type(value)
+    if kind is dict:
+        return {k: _copy_value(v) for k, v in value.items()}
+    if kind is list or kind is tuple:  # a tuple becomes a list, as through JSON
+        return [_copy_value(v) for v in value]
+    return value  # str, int, float, bool, None: immutable

@@ -257,7 +257,9 @@ class DjangoModelBackend(_Reads):
         sql = self._statements(t)
         if sql is not None:  # one statement: the bookkeeping and the app's row together
             bks, rows, groups = self._fetch(sql, sql.by_id, [id, t.name, False])
-            found = self._read_rows(t, rows=rows, bks=bks, groups=groups) if rows else []
+            found = (
+                self._read_rows(t, rows=rows, bks=bks, groups=groups, owned=True) if rows else []
+            )
             return found[0] if found else None
         bk = self._bk(t, id)
         if bk is None:

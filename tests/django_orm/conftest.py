@@ -46,6 +46,15 @@ DATABASES = {
         "PORT": 5432,
         "USER": "postgres",
     },
+    # the same database, with server-side binding and psycopg's prepared statements on
+    "pg_prepared": {
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": PG_NAME,
+        "HOST": "127.0.0.1",
+        "PORT": 5432,
+        "USER": "postgres",
+        "OPTIONS": {"server_side_binding": True, "prepare_threshold": 0},
+    },
 }
 
 if not settings.configured:
@@ -103,6 +112,7 @@ def pg_db(postgres_url: str) -> Iterator[str]:
         yield "pg"
     finally:
         connections["pg"].close()
+        connections["pg_prepared"].close()
         with psycopg.connect(postgres_url, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{PG_NAME}" WITH (FORCE)')
 

@@ -449,3 +449,47 @@ def test_a_patch_answers_with_the_groups_the_apps_signals_gave_the_user(
     assert answer.status == 200
     assert answer.json["active"] is False
     assert _group_ids(answer.json) == [created.json["id"]]
+
+
+@pytest.mark.postgres
+def test_with_prepared_statements_on_postgresql_the_answers_are_the_same(pg_db: str) -> None:
+    """Django's ``server_side_binding`` with psycopg's ``prepare_threshold``: the backend's
+    fixed statements (read by id, ``userName eq``, a page, the locked read of a PATCH) are
+    prepared once and run again with the same answers."""
+    from django.db import connections
+    from django_orm_helpers import clean_tables
+
+    clean_tables(pg_db)
+    try:
+        engine = Engine(DjangoModelBackend(using="pg_prepared"))
+        users = [create_user(engine, f"prep{i}") for i in range(3)]
+        sales = call(engine, "POST", "/Groups", {"schemas": [GROUP], "displayName": "Sales"}).json
+        add = {
+            "schemas": [PATCH_OP],
+            "Operations": [{"op": "add", "path": "members", "value": [{"value": users[0]["id"]}]}],
+        }
+        assert call(engine, "PATCH", f"/Groups/{sales['id']}", add).status == 200
+        for active in (False, True):  # the second round runs the prepared statements
+            got = call(engine, "GET", f"/Users/{users[0]['id']}").json
+            assert _group_ids(got) == [sales["id"]]
+            eq = {"filter": 'userName eq "PREP1"'}
+            found = call(engine, "GET", "/Users", query=eq).json
+            assert [r["id"] for r in found["Resources"]] == [users[1]["id"]]
+            page = call(engine, "GET", "/Users", query={"startIndex": "2", "count": "1"}).json
+            assert page["totalResults"] == 3
+            assert [r["id"] for r in page["Resources"]] == [users[1]["id"]]
+            flip = {
+                "schemas": [PATCH_OP],
+                "Operations": [{"op": "replace", "path": "active", "value": active}],
+            }
+            patched = call(engine, "PATCH", f"/Users/{users[2]['id']}", flip)
+            assert patched.status == 200
+            assert patched.json["active"] is active
+        assert _user(pg_db, username="prep2").is_active is True
+        with connections["pg_prepared"].cursor() as cursor:
+            cursor.execute("SELECT statement FROM pg_prepared_statements")
+            prepared = [row[0] for row in cursor.fetchall()]
+        assert any("INNER JOIN" in s and "scim2_core_django_scimresource" in s for s in prepared)
+    finally:
+        connections["pg_prepared"].close()
+        clean_tables(pg_db)
