@@ -365,9 +365,13 @@ def directory(
             r: dict[str, float], kind: str = kind, rows: list[dict[str, float]] = rows
         ) -> None:
             rows.append(r)
+            imported = (
+                f"{r['import_s']:.1f} | {r['import_cpu_s']:.1f} | {r['import_rate']:,.0f}"
+                if r["import_rate"] == r["import_rate"]  # NaN: none imported in this run
+                else "kept | kept | kept"
+            )
             print(
-                f"| {kind} | {int(r['size']):,} | {r['import_s']:.1f} | {r['import_cpu_s']:.1f} "
-                f"| {r['import_rate']:,.0f} "
+                f"| {kind} | {int(r['size']):,} | {imported} "
                 f"| {r['eq_ms']:.2f} | {r['page_ms']:.2f} | {r['first_ms']:.2f} "
                 f"| {r['deep_ms']:.2f} | {r['deep_ratio']:.2f}x |",
                 flush=True,
