@@ -6,6 +6,7 @@
     python benchmarks/django_models.py --quick                                  # 2,000 users, few requests
     python benchmarks/django_models.py --baseline ../main                       # + main's backend
     python benchmarks/django_models.py --cpu                                    # CPU time, not wall
+    python benchmarks/django_models.py --prepared postgresql://...    # prepared statements, both sides
     python benchmarks/django_models.py --plot docs/img/django-models.png sqlite.json pg.json
 
 Both servers run in one Django project: the same settings, middleware (``startproject``'s
@@ -72,6 +73,8 @@ CLOCK = [time.perf_counter]
 
 
 ALIASES = ["default", "core"]  # django-scim2's, scim2-core's; "before" with --baseline
+#: PostgreSQL connection options of every side's database (``--prepared``).
+PG_OPTIONS: dict[str, Any] = {}
 
 
 def _databases(target: str) -> tuple[dict[str, Any], list[str]]:
@@ -102,6 +105,7 @@ def _databases(target: str) -> tuple[dict[str, Any], list[str]]:
             "USER": url.username or "",
             "HOST": url.hostname or "",
             "PORT": url.port or "",
+            "OPTIONS": dict(PG_OPTIONS),
         }
         for alias, name in zip(ALIASES, names, strict=True)
     }, names
@@ -626,7 +630,15 @@ def main() -> None:
     parser.add_argument(
         "--fraction", type=float, default=1.0, help="run this fraction of each case's requests"
     )
+    parser.add_argument(
+        "--prepared",
+        action="store_true",
+        help="PostgreSQL: server-side binding and prepared statements on every side's database "
+        "(docs/guide-django-models.md); Django's default is off",
+    )
     args = parser.parse_args()
+    if args.prepared:
+        PG_OPTIONS.update(server_side_binding=True, prepare_threshold=5)
     if args.plot:
         plot(args.plot, args.target)
         return
