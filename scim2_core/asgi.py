@@ -64,13 +64,11 @@ class ASGIApp:
     and host of ``base_url``; leave it off unless a proxy you control sets them.
     ``context(scope)`` builds the request ``context`` handed to the authentication hook
     (default ``{"scope": scope}``). The engine runs in a worker thread unless
-    ``engine.never_blocks``; with ``reads_on_loop`` (by default when the engine's backend
-    says its reads never block, ``engine.reads_never_block``: ``SQLBackend`` on a SQLite
-    file), a read (GET, HEAD, ``.search``) that is the only request in progress runs on
-    the event loop, which spares it the hop to a thread and back (a lone client's
-    latency); concurrent requests keep the workers, so the database's work runs beside
-    the loop's. The ``authenticate`` hook then runs on the loop too for such reads: pass
-    ``reads_on_loop=False`` if yours waits on the network.
+    ``engine.never_blocks``; with ``reads_on_loop`` (default: ``engine.reads_never_block``,
+    true of ``SQLBackend`` on a SQLite file), a read that is the only request in progress
+    runs on the event loop instead (see ``serving/_workers.py``), and so
+    does the ``authenticate`` hook for it: pass ``reads_on_loop=False`` if yours waits on
+    the network.
     ``base_url`` (``https://scim.example.com/scim/v2``) pins the
     SCIM base URL of ``Location`` and ``meta.location``: the client's ``Host`` (and
     ``X-Forwarded-*``) then count for nothing. ``body_timeout`` is how many seconds a client
@@ -96,11 +94,8 @@ class ASGIApp:
         self.workers = Workers(read_threads, write_threads)
         if reads_on_loop is None:
             reads_on_loop = bool(getattr(engine, "reads_never_block", False))
-        #: Whether a read is answered on the event loop when it is alone (see the class
-        #: docstring).
+        #: Whether a read that is alone is answered on the event loop (class docstring).
         self.reads_on_loop = reads_on_loop
-        #: Requests between their body and their answer (on the loop only: no lock).
-        self._in_flight = 0
         self.trust_proxy = trust_proxy
         self.context = context
         self.base_url = None if base_url is None else checked_base_url(base_url)
@@ -189,24 +184,10 @@ class ASGIApp:
             if self.engine.never_blocks:
                 response = self.engine.handle(request)
             else:
-                response = await self._answer(request)
+                response = await self.workers.answer(
+                    self.engine.handle, request, lone_reads_inline=self.reads_on_loop
+                )
         await _send_response(send, scope, response)
-
-    async def _answer(self, request: Request) -> Response:
-        """``engine.handle(request)`` on a worker thread, or on the loop for a read that is
-        alone (see the class docstring): one turn of the loop first lets the requests that
-        arrived with it get here, and a read runs on the loop only when none did and none
-        is still on a worker. Under concurrent requests the workers keep the database's
-        own work (which releases the GIL) beside the loop's parsing of the next requests."""
-        self._in_flight += 1
-        try:
-            if self._in_flight == 1 and self.reads_on_loop and Workers.is_read(request):
-                await asyncio.sleep(0)
-                if self._in_flight == 1:
-                    return self.engine.handle(request)
-            return await self.workers.run(self.engine.handle, request)
-        finally:
-            self._in_flight -= 1
 
 
 async def _send_response(
