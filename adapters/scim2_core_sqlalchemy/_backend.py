@@ -69,7 +69,7 @@ from scim2_core.schema import AttrRef, ResourceType, now, version_number
 
 from ._backend_events import Events
 from ._backend_expressions import Compiler
-from ._backend_reads import GroupsOfPlan, Prepared, ReadPlan
+from ._backend_reads import GroupsOfPlan, Prepared, ReadPlan, group_entries
 from ._backend_rows import _MAX_WINDOW, Rows
 from ._backend_state import _chunks, _hash, copy_json
 from ._backend_tables import LAYOUT_VERSION, REPLACED_INDEXES, make_tables
@@ -223,6 +223,8 @@ class SQLAlchemyBackend(Rows):
                         .order_by(r.c.id),
                         self.engine.dialect,
                     )
+        for name, member_plans in self._groups_plans.items():
+            self._plans[name].read_groups(member_plans)
         self._migrate()
         if not self._listening:
             self._listening = True
@@ -325,17 +327,36 @@ class SQLAlchemyBackend(Rows):
             return created
 
     def get(self, tenant: str | None, rt: ResourceType, id: str) -> dict[str, Any] | None:
-        return self._get(tenant, rt, id, members=True)
+        found = self._get(tenant, rt, id, members=True)
+        return None if found is None else found[0]
+
+    def get_with_groups(
+        self, tenant: str | None, rt: ResourceType, id: str
+    ) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
+        """:meth:`get` and what :meth:`groups_of` gives for that one resource, read in ONE
+        statement (the groups as a JSON aggregate per group type, a scalar subquery of the
+        read by id); ``None`` when there is no such resource. What a GET of a User renders
+        (RFC 7643 §4.1.2: ``groups`` is derived from the groups' ``members``)."""
+        found = self._get(tenant, rt, id, members=True, groups=True)
+        if found is None:
+            return None
+        resource, groups = found
+        if groups is None:  # no statement reads both: the two reads
+            groups = self.groups_of(tenant, [id]).get(id, [])
+        return resource, groups
 
     def _get(
-        self, tenant: str | None, rt: ResourceType, id: str, *, members: bool
-    ) -> dict[str, Any] | None:
+        self, tenant: str | None, rt: ResourceType, id: str, *, members: bool, groups: bool = False
+    ) -> tuple[dict[str, Any], list[dict[str, Any]] | None] | None:
+        """The resource ``id`` and, with ``groups`` when the type's read by id can read
+        them too (:meth:`ReadPlan.read_groups`), its groups (else None)."""
         t = self._type(tenant, rt)
         plan = self._plans[t.name]
+        prepared = plan.prepared_by_id_groups if groups else None
         with self._read() as conn:
             # One statement, built at binding: the bookkeeping row and the app's row,
-            # joined by primary key.
-            found = plan.prepared_by_id.first(conn, scim_id=id)
+            # joined by primary key (and the groups holding it).
+            found = (prepared or plan.prepared_by_id).first(conn, scim_id=id)
             if found is None:
                 return None
             bk, row = plan.split(found)
@@ -349,7 +370,10 @@ class SQLAlchemyBackend(Rows):
                 members=None if members else {},
                 owned=True,
             )
-            return read[0] if read else None
+            if not read:
+                return None
+            entries = group_entries(found[len(plan.columns) :]) if prepared else None
+            return read[0], entries
 
     def search(self, tenant: str | None, rt: ResourceType, query: SearchQuery) -> Page:
         t = self._type(tenant, rt)
@@ -430,7 +454,8 @@ class SQLAlchemyBackend(Rows):
     ) -> dict[str, Any] | None:
         """:meth:`get` without ``members``, reading no row of the association table
         (the :class:`~scim2_core.backends.MemberRows` capability)."""
-        return self._get(tenant, rt, id, members=False)
+        found = self._get(tenant, rt, id, members=False)
+        return None if found is None else found[0]
 
     def update_members(
         self,

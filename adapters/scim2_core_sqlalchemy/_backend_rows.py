@@ -21,7 +21,7 @@ from scim2_core.backends import (
 from scim2_core.mapping import translate
 
 from ._backend_adopt import Adoption
-from ._backend_reads import Prepared, ReadPlan
+from ._backend_reads import Prepared, ReadPlan, group_entries
 from ._backend_state import _CHUNK, _chunks, _dict, _hash, _version
 from ._backend_writes import _visible
 from ._models import ModelType
@@ -55,7 +55,9 @@ class Rows(Adoption):
         if prepared is None:
             order = (plan.r.c.created, self._compiler.collate(plan.r.c.scim_id))
             window = plan.window([plan.live, condition()], order, total=True)
-            prepared = Prepared(window, plan.dialect)
+            # The groups holding each user (a scalar subquery per group type) come along:
+            # the engine renders them (Page.groups) without a second read.
+            prepared = Prepared(window.add_columns(*plan.groups), plan.dialect)
             plan.unique_eq_pages[fast] = prepared
         params["page_offset"] = offset = max(query.offset, 0)
         params["page_limit"] = min(query.count, _MAX_WINDOW)
@@ -67,7 +69,8 @@ class Rows(Adoption):
             found = prepared.rows(conn, **params)
             if not found:
                 return Page(total=0)
-        return self._page(conn, t, plan, found, found[0][-1])
+        n = len(plan.columns)
+        return self._page(conn, t, plan, found, found[0][n], n + 1 if plan.groups else None)
 
     def _page(
         self,
@@ -76,19 +79,24 @@ class Rows(Adoption):
         plan: ReadPlan,
         found: Sequence[Sequence[Any]],
         total: int,
+        groups_at: int | None = None,
     ) -> Page:
-        """The page of the rows ``found`` (of :attr:`ReadPlan.columns`)."""
+        """The page of the rows ``found`` (of :attr:`ReadPlan.columns`); with
+        ``groups_at``, the position of their :attr:`ReadPlan.groups` columns (the page's
+        :attr:`Page.groups`)."""
         pks = []
         rows: dict[Any, dict[str, Any]] = {}
         bks: dict[str, Mapping[str, Any]] = {}
+        groups: dict[str, list[dict[str, Any]]] | None = None if groups_at is None else {}
         for values in found:
             bk, row = plan.split(values)
             pks.append(row["_pk"])
             rows[row["_pk"]] = row
             bks[bk["object_pk"]] = bk
-        return Page(
-            total=total, resources=self._read_rows(conn, t, pks, bks=bks, rows=rows, owned=True)
-        )
+            if groups is not None:
+                groups[bk["scim_id"]] = group_entries(values[groups_at:])
+        resources = self._read_rows(conn, t, pks, bks=bks, rows=rows, owned=True)
+        return Page(total=total, resources=resources, groups=groups)
 
     def _index_page(
         self, conn: sa.Connection, t: ModelType, plan: ReadPlan, query: SearchQuery
@@ -112,12 +120,14 @@ class Rows(Adoption):
         # RFC 7644 §3.4.2.4: an offset past the results is an empty page.
         if query.count <= 0 or query.offset >= total:
             return Page(total=total)
-        found = plan.prepared_index_page.rows(
+        prepared = plan.prepared_index_page_groups or plan.prepared_index_page
+        found = prepared.rows(
             conn, page_offset=max(query.offset, 0), page_limit=min(query.count, total)
         )
         if len(found) != min(query.count, total - max(query.offset, 0)):
             return None
-        return self._page(conn, t, plan, found, total)
+        groups_at = len(plan.columns) if plan.prepared_index_page_groups else None
+        return self._page(conn, t, plan, found, total, groups_at)
 
     # One pass that joins a page's app rows, bookkeeping and members, each part read only
     # when the caller does not already hold it (the optional arguments): the branches are
