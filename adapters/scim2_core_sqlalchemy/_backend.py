@@ -73,7 +73,7 @@ from ._backend_reads import GroupsOfPlan, Prepared, ReadPlan, group_entries
 from ._backend_rows import _MAX_WINDOW, Rows
 from ._backend_state import _chunks, _hash, copy_json
 from ._backend_tables import LAYOUT_VERSION, REPLACED_INDEXES, make_tables
-from ._backend_writes import _displays, _member_ids, _split, _strip_meta
+from ._backend_writes import _PREPARED_IDS, _displays, _member_ids, _split, _strip_meta
 from ._models import ModelType, Unique, find_model, find_relation
 
 __all__ = ["SQLAlchemyBackend"]
@@ -132,6 +132,7 @@ class SQLAlchemyBackend(Rows):
         #: Per group type (with an integer key), the read of one group's members
         #: (``_members_of``'s rows), compiled once and run on the cursor.
         self._member_reads: dict[str, Prepared] = {}
+        self._statements: dict[tuple[Any, ...], Prepared] = {}
         for m in mappings:
             if m.resource_type in self._types:
                 raise ConfigurationError(f"Two SCIM mappings for {m.resource_type!r}.")
@@ -537,11 +538,15 @@ class SQLAlchemyBackend(Rows):
             "extras": stripped,
             "content_hash": _hash(fresh, t.hash_fields),
         }
-        conn.execute(
-            sa.update(tb.resource)
-            .where(tb.resource.c.id == bk["id"])
-            .values({k: saved[k] for k in _SAVED})
-        )
+        r = tb.resource
+        self._prepared(
+            ("save",),
+            lambda: (
+                sa.update(r)
+                .where(r.c.id == sa.bindparam("rid"))
+                .values({k: sa.bindparam(f"v_{k}", type_=r.c[k].type) for k in _SAVED})
+            ),
+        ).run(conn, rid=bk["id"], **{f"v_{k}": saved[k] for k in _SAVED})
         if t.uniques:
             self._write_uniques(conn, t, bk["id"], new, replace=True)
         if stripped != bk["extras"]:
@@ -678,23 +683,53 @@ class SQLAlchemyBackend(Rows):
         if not wanted:
             return found
         r = self._tables.resource
+
+        def live(n: int) -> Any:
+            named = [sa.bindparam(f"id{i}", type_=sa.String()) for i in range(n)]
+            return sa.select(r.c.scim_id, r.c.resource_type, r.c.object_pk).where(
+                r.c.scim_id.in_(named), r.c.deleted == sa.false()
+            )
+
         with self._read() as conn:
             by_type: dict[str, dict[str, str]] = {}
-            for chunk in _chunks(wanted):
-                for row in conn.execute(
-                    sa.select(r.c.scim_id, r.c.resource_type, r.c.object_pk).where(
-                        r.c.scim_id.in_(chunk), r.c.deleted == sa.false()
+            if len(wanted) <= _PREPARED_IDS:  # what a PATCH of a few members asks
+                n = len(wanted)
+                rows: Iterable[Sequence[Any]] = self._prepared(
+                    ("existing", n), lambda: live(n)
+                ).rows(conn, **{f"id{i}": v for i, v in enumerate(wanted)})
+            else:
+                rows = [
+                    row
+                    for chunk in _chunks(wanted)
+                    for row in conn.execute(
+                        sa.select(r.c.scim_id, r.c.resource_type, r.c.object_pk).where(
+                            r.c.scim_id.in_(chunk), r.c.deleted == sa.false()
+                        )
                     )
-                ):
-                    by_type.setdefault(row.resource_type, {})[row.object_pk] = row.scim_id
+                ]
+            for scim_id, resource_type, object_pk in rows:
+                by_type.setdefault(resource_type, {})[object_pk] = scim_id
             for name, texts in by_type.items():
                 t = self._types.get(name)
                 if t is None:
                     continue
                 pks = [t.pk_value(p) for p in texts]
-                for pk in conn.execute(sa.select(t.pk).where(t.pk.in_(pks))).scalars():
+                for pk in self._app_keys(conn, t, pks):
                     found[texts[t.pk_text(pk)]] = name
         return found
+
+    def _app_keys(self, conn: sa.Connection, t: ModelType, pks: list[Any]) -> list[Any]:
+        """Those of the primary keys ``pks`` that the app's table of ``t`` holds."""
+        if len(pks) > _PREPARED_IDS:
+            return list(conn.execute(sa.select(t.pk).where(t.pk.in_(pks))).scalars())
+        n = len(pks)
+        probe = self._prepared(
+            ("app_keys", t.name, n),
+            lambda: sa.select(t.pk).where(
+                t.pk.in_([sa.bindparam(f"k{i}", type_=t.pk.type) for i in range(n)])
+            ),
+        )
+        return [row[0] for row in probe.rows(conn, **{f"k{i}": pk for i, pk in enumerate(pks)})]
 
     # -- internals: tenants, types, locks ----------------------------------------------------
 

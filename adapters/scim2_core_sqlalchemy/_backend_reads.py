@@ -12,7 +12,8 @@ The read by id, the most frequent statement, is compiled once for the app's dial
 processors applied: SQLAlchemy's per-execution work (cache key, execution context, result
 metadata) costs more than the statement itself. It runs on the connection the backend
 checked out of the app's engine, in the same transaction as the rest of the call; the
-engine's ``before_cursor_execute`` events do not see it.
+engine's ``before_cursor_execute`` events do not see it. The statements of a member add or
+remove (the writes of one ``PATCH``) are prepared the same way, at their first use.
 """
 
 from __future__ import annotations
@@ -31,22 +32,45 @@ __all__ = ["GroupsOfPlan", "Prepared", "ReadPlan", "group_entries"]
 
 
 class Prepared:
-    """A ``SELECT`` compiled once for one dialect, run on the DB-API cursor (see the module
-    docstring). Its parameters are strings or integers (no bind processing)."""
+    """A statement (a ``SELECT``, or an ``INSERT``/``UPDATE``/``DELETE`` run by
+    :meth:`run`) compiled once for one dialect, run on the DB-API cursor (see the module
+    docstring). Its parameters go through their types' bind processors (on SQLite, the
+    JSON and boolean ones); no parameter may be an expanding ``IN``."""
 
-    def __init__(self, stmt: sa.Select[Any], dialect: sa.Dialect) -> None:
+    def __init__(self, stmt: Any, dialect: sa.Dialect) -> None:
         compiled = stmt.compile(dialect=dialect)
         self.sql = compiled.string
         #: The values of the statement's own bound literals, by parameter name.
         self.fixed: dict[str, Any] = dict(compiled.params)
         self.order = tuple(compiled.positiontup or ()) if compiled.positional else None
-        procs = (
-            c.type.dialect_impl(dialect).result_processor(dialect, None)
-            for c in stmt.selected_columns
+        binds = (
+            (name, bind.type.dialect_impl(dialect).bind_processor(dialect))
+            for name, bind in ((b.key, b) for b in compiled.binds.values())
         )
+        #: ``(parameter name, processor)`` of the parameters whose type has one.
+        self.bind_procs = tuple((n, p) for n, p in binds if p is not None)
+        selected = stmt.selected_columns if isinstance(stmt, sa.Select) else ()
+        procs = (c.type.dialect_impl(dialect).result_processor(dialect, None) for c in selected)
         #: ``(position, processor)`` of the columns that have one (on SQLite, the JSON and
         #: boolean ones): the other values are used as the driver gives them.
         self.procs = tuple((i, p) for i, p in enumerate(procs) if p is not None)
+
+    def _args(self, params: dict[str, Any]) -> Any:
+        values = {**self.fixed, **params}
+        for name, proc in self.bind_procs:
+            v = values.get(name)
+            if v is not None:
+                values[name] = proc(v)
+        return tuple(values[n] for n in self.order) if self.order is not None else values
+
+    def run(self, conn: sa.Connection, **params: Any) -> int:
+        """Execute a statement that returns no rows; the number of rows it changed."""
+        cursor = conn.connection.cursor()
+        try:
+            cursor.execute(self.sql, self._args(params))
+            return int(cursor.rowcount)
+        finally:
+            cursor.close()
 
     def first(self, conn: sa.Connection, **params: Any) -> Sequence[Any] | None:
         """The first row, each value through its column type's result processor."""
@@ -54,11 +78,10 @@ class Prepared:
         return found[0] if found else None
 
     def rows(
-        self, conn: sa.Connection, limit: int | None = None, **params: Any
+        self, conn: sa.Connection, limit: int | None = None, /, **params: Any
     ) -> list[Sequence[Any]]:
         """The rows (at most ``limit``), each value through its column's result processor."""
-        values = {**self.fixed, **params}
-        args: Any = tuple(values[n] for n in self.order) if self.order is not None else values
+        args = self._args(params)
         cursor = conn.connection.cursor()
         try:
             cursor.execute(self.sql, args)

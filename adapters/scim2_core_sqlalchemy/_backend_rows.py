@@ -23,7 +23,7 @@ from scim2_core.mapping import translate
 from ._backend_adopt import Adoption
 from ._backend_reads import Prepared, ReadPlan, group_entries
 from ._backend_state import _CHUNK, _chunks, _dict, _hash, _version
-from ._backend_writes import _visible
+from ._backend_writes import _PREPARED_IDS, _visible
 from ._models import ModelType
 
 #: Larger offsets and counts than any table holds, and than LIMIT/OFFSET can carry
@@ -176,6 +176,16 @@ class Rows(Adoption):
             if members:
                 d = self._tables.display
                 rids = [bk["id"] for bk in bks.values()]
+                if len(rids) == 1:  # a read of one group
+                    shown = self._prepared(
+                        ("displays",),
+                        lambda: sa.select(d.c.resource_id, d.c.member_id, d.c.display).where(
+                            d.c.resource_id == sa.bindparam("rid")
+                        ),
+                    )
+                    for rid, member_id, display in shown.rows(conn, rid=rids[0]):
+                        displays[(rid, member_id)] = display
+                    rids = []
                 for chunk in _chunks(rids):
                     for rid, member_id, display in conn.execute(
                         sa.select(d.c.resource_id, d.c.member_id, d.c.display).where(
@@ -327,21 +337,34 @@ class Rows(Adoption):
             return {}
         member_t = self._types[rel.member_type]
         r = self._tables.resource
-        held = rel.table.alias("held")
-        on_member = held.c[rel.member_col.key] == member_t.pk
-        q = (
-            sa.select(r.c.scim_id, r.c.id, member_t.pk, held.c[rel.group_col.key])
-            .select_from(
-                r.join(member_t.table, self._compiler.owner(member_t, r, member_t.pk)).outerjoin(
-                    held, sa.and_(on_member, held.c[rel.group_col.key] == group_pk)
+        n = len(ids)
+
+        def build() -> Any:
+            held = rel.table.alias("held")
+            on_member = held.c[rel.member_col.key] == member_t.pk
+            in_group = held.c[rel.group_col.key] == sa.bindparam("gpk")
+            return (
+                sa.select(r.c.scim_id, r.c.id, member_t.pk, held.c[rel.group_col.key])
+                .select_from(
+                    r.join(
+                        member_t.table, self._compiler.owner(member_t, r, member_t.pk)
+                    ).outerjoin(held, sa.and_(on_member, in_group))
+                )
+                .where(
+                    r.c.scim_id.in_([sa.bindparam(f"id{i}", type_=sa.String()) for i in range(n)]),
+                    r.c.deleted == sa.false(),
                 )
             )
-            .where(r.c.scim_id.in_(list(ids)), r.c.deleted == sa.false())
-        )
-        return {
-            scim_id: (rid, pk, in_group is not None)
-            for scim_id, rid, pk, in_group in conn.execute(q)
-        }
+
+        params: dict[str, Any] = {f"id{i}": v for i, v in enumerate(ids)}
+        found: Sequence[Sequence[Any]]
+        if n <= _PREPARED_IDS:  # one statement per number of ids, compiled once
+            found = self._prepared(("named_members", t.name, n), build).rows(
+                conn, gpk=group_pk, **params
+            )
+        else:
+            found = conn.execute(build(), {"gpk": group_pk, **params}).all()
+        return {scim_id: (rid, pk, in_group is not None) for scim_id, rid, pk, in_group in found}
 
     def _member_pks(
         self, conn: sa.Connection, t: ModelType, ids: Iterable[str], *, strict: bool = True
