@@ -69,11 +69,11 @@ from scim2_core.schema import AttrRef, ResourceType, now, version_number
 
 from ._backend_events import Events
 from ._backend_expressions import Compiler
-from ._backend_reads import GroupsOfPlan, Prepared, ReadPlan
+from ._backend_reads import GroupsOfPlan, Prepared, ReadPlan, group_entries
 from ._backend_rows import _MAX_WINDOW, Rows
 from ._backend_state import _chunks, _hash, copy_json
 from ._backend_tables import LAYOUT_VERSION, REPLACED_INDEXES, make_tables
-from ._backend_writes import _displays, _member_ids, _split, _strip_meta
+from ._backend_writes import _PREPARED_IDS, _displays, _member_ids, _split, _strip_meta
 from ._models import ModelType, Unique, find_model, find_relation
 
 __all__ = ["SQLAlchemyBackend"]
@@ -93,6 +93,18 @@ def _engine_of(bind: Any) -> sa.Engine:
     raise ConfigurationError(
         "SQLAlchemyBackend needs the app's sqlalchemy Engine, or a sessionmaker bound to one."
     )
+
+
+def _members_first(sql: str, table: str, index: str) -> str:
+    """SQLite: the read of a group's members from its association rows first, each
+    member's bookkeeping row probed by key (``CROSS JOIN`` keeps that order, ``INDEXED
+    BY`` the probe): the planner otherwise prefers walking the covering page index over
+    every bookkeeping row of the member type (the whole directory, for a group of ten)
+    and probing the association table. ``sql`` unchanged if it is not the expected join."""
+    plain = f" JOIN {table} ON "
+    if sql.count(plain) != 1:
+        return sql  # pragma: no cover - a name SQLAlchemy quotes
+    return sql.replace(plain, f" CROSS JOIN {table} INDEXED BY {index} ON ")
 
 
 class SQLAlchemyBackend(Rows):
@@ -132,6 +144,7 @@ class SQLAlchemyBackend(Rows):
         #: Per group type (with an integer key), the read of one group's members
         #: (``_members_of``'s rows), compiled once and run on the cursor.
         self._member_reads: dict[str, Prepared] = {}
+        self._statements: dict[tuple[Any, ...], Prepared] = {}
         for m in mappings:
             if m.resource_type in self._types:
                 raise ConfigurationError(f"Two SCIM mappings for {m.resource_type!r}.")
@@ -214,7 +227,7 @@ class SQLAlchemyBackend(Rows):
                 if g.int_pk:
                     r = self._tables.resource
                     rel = g.relation
-                    self._member_reads[g.name] = Prepared(
+                    read = Prepared(
                         sa.select(r.c.id, r.c.scim_id)
                         .select_from(
                             rel.table.join(r, self._compiler.owner(member, r, rel.member_col))
@@ -223,6 +236,11 @@ class SQLAlchemyBackend(Rows):
                         .order_by(r.c.id),
                         self.engine.dialect,
                     )
+                    if self._sqlite and member.int_pk:
+                        read.sql = _members_first(read.sql, r.name, f"{self._prefix}resource_int")
+                    self._member_reads[g.name] = read
+        for name, member_plans in self._groups_plans.items():
+            self._plans[name].read_groups(member_plans)
         self._migrate()
         if not self._listening:
             self._listening = True
@@ -325,17 +343,36 @@ class SQLAlchemyBackend(Rows):
             return created
 
     def get(self, tenant: str | None, rt: ResourceType, id: str) -> dict[str, Any] | None:
-        return self._get(tenant, rt, id, members=True)
+        found = self._get(tenant, rt, id, members=True)
+        return None if found is None else found[0]
+
+    def get_with_groups(
+        self, tenant: str | None, rt: ResourceType, id: str
+    ) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
+        """:meth:`get` and what :meth:`groups_of` gives for that one resource, read in ONE
+        statement (the groups as a JSON aggregate per group type, a scalar subquery of the
+        read by id); ``None`` when there is no such resource. What a GET of a User renders
+        (RFC 7643 §4.1.2: ``groups`` is derived from the groups' ``members``)."""
+        found = self._get(tenant, rt, id, members=True, groups=True)
+        if found is None:
+            return None
+        resource, groups = found
+        if groups is None:  # no statement reads both: the two reads
+            groups = self.groups_of(tenant, [id]).get(id, [])
+        return resource, groups
 
     def _get(
-        self, tenant: str | None, rt: ResourceType, id: str, *, members: bool
-    ) -> dict[str, Any] | None:
+        self, tenant: str | None, rt: ResourceType, id: str, *, members: bool, groups: bool = False
+    ) -> tuple[dict[str, Any], list[dict[str, Any]] | None] | None:
+        """The resource ``id`` and, with ``groups`` when the type's read by id can read
+        them too (:meth:`ReadPlan.read_groups`), its groups (else None)."""
         t = self._type(tenant, rt)
         plan = self._plans[t.name]
+        prepared = plan.prepared_by_id_groups if groups else None
         with self._read() as conn:
             # One statement, built at binding: the bookkeeping row and the app's row,
-            # joined by primary key.
-            found = plan.prepared_by_id.first(conn, scim_id=id)
+            # joined by primary key (and the groups holding it).
+            found = (prepared or plan.prepared_by_id).first(conn, scim_id=id)
             if found is None:
                 return None
             bk, row = plan.split(found)
@@ -349,7 +386,10 @@ class SQLAlchemyBackend(Rows):
                 members=None if members else {},
                 owned=True,
             )
-            return read[0] if read else None
+            if not read:
+                return None
+            entries = group_entries(found[len(plan.columns) :]) if prepared else None
+            return read[0], entries
 
     def search(self, tenant: str | None, rt: ResourceType, query: SearchQuery) -> Page:
         t = self._type(tenant, rt)
@@ -430,7 +470,8 @@ class SQLAlchemyBackend(Rows):
     ) -> dict[str, Any] | None:
         """:meth:`get` without ``members``, reading no row of the association table
         (the :class:`~scim2_core.backends.MemberRows` capability)."""
-        return self._get(tenant, rt, id, members=False)
+        found = self._get(tenant, rt, id, members=False)
+        return None if found is None else found[0]
 
     def update_members(
         self,
@@ -512,11 +553,15 @@ class SQLAlchemyBackend(Rows):
             "extras": stripped,
             "content_hash": _hash(fresh, t.hash_fields),
         }
-        conn.execute(
-            sa.update(tb.resource)
-            .where(tb.resource.c.id == bk["id"])
-            .values({k: saved[k] for k in _SAVED})
-        )
+        r = tb.resource
+        self._prepared(
+            ("save",),
+            lambda: (
+                sa.update(r)
+                .where(r.c.id == sa.bindparam("rid"))
+                .values({k: sa.bindparam(f"v_{k}", type_=r.c[k].type) for k in _SAVED})
+            ),
+        ).run(conn, rid=bk["id"], **{f"v_{k}": saved[k] for k in _SAVED})
         if t.uniques:
             self._write_uniques(conn, t, bk["id"], new, replace=True)
         if stripped != bk["extras"]:
@@ -653,23 +698,53 @@ class SQLAlchemyBackend(Rows):
         if not wanted:
             return found
         r = self._tables.resource
+
+        def live(n: int) -> Any:
+            named = [sa.bindparam(f"id{i}", type_=sa.String()) for i in range(n)]
+            return sa.select(r.c.scim_id, r.c.resource_type, r.c.object_pk).where(
+                r.c.scim_id.in_(named), r.c.deleted == sa.false()
+            )
+
         with self._read() as conn:
             by_type: dict[str, dict[str, str]] = {}
-            for chunk in _chunks(wanted):
-                for row in conn.execute(
-                    sa.select(r.c.scim_id, r.c.resource_type, r.c.object_pk).where(
-                        r.c.scim_id.in_(chunk), r.c.deleted == sa.false()
+            if len(wanted) <= _PREPARED_IDS:  # what a PATCH of a few members asks
+                n = len(wanted)
+                rows: Iterable[Sequence[Any]] = self._prepared(
+                    ("existing", n), lambda: live(n)
+                ).rows(conn, **{f"id{i}": v for i, v in enumerate(wanted)})
+            else:
+                rows = [
+                    row
+                    for chunk in _chunks(wanted)
+                    for row in conn.execute(
+                        sa.select(r.c.scim_id, r.c.resource_type, r.c.object_pk).where(
+                            r.c.scim_id.in_(chunk), r.c.deleted == sa.false()
+                        )
                     )
-                ):
-                    by_type.setdefault(row.resource_type, {})[row.object_pk] = row.scim_id
+                ]
+            for scim_id, resource_type, object_pk in rows:
+                by_type.setdefault(resource_type, {})[object_pk] = scim_id
             for name, texts in by_type.items():
                 t = self._types.get(name)
                 if t is None:
                     continue
                 pks = [t.pk_value(p) for p in texts]
-                for pk in conn.execute(sa.select(t.pk).where(t.pk.in_(pks))).scalars():
+                for pk in self._app_keys(conn, t, pks):
                     found[texts[t.pk_text(pk)]] = name
         return found
+
+    def _app_keys(self, conn: sa.Connection, t: ModelType, pks: list[Any]) -> list[Any]:
+        """Those of the primary keys ``pks`` that the app's table of ``t`` holds."""
+        if len(pks) > _PREPARED_IDS:
+            return list(conn.execute(sa.select(t.pk).where(t.pk.in_(pks))).scalars())
+        n = len(pks)
+        probe = self._prepared(
+            ("app_keys", t.name, n),
+            lambda: sa.select(t.pk).where(
+                t.pk.in_([sa.bindparam(f"k{i}", type_=t.pk.type) for i in range(n)])
+            ),
+        )
+        return [row[0] for row in probe.rows(conn, **{f"k{i}": pk for i, pk in enumerate(pks)})]
 
     # -- internals: tenants, types, locks ----------------------------------------------------
 

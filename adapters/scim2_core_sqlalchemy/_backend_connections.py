@@ -9,11 +9,13 @@ first.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import sqlalchemy as sa
 
+from ._backend_reads import Prepared
 from ._backend_state import State
 
 
@@ -165,12 +167,22 @@ class Connections(State):
             self._lock_sqlite(conn)
             yield conn
 
+    def _prepared(self, key: tuple[Any, ...], build: Callable[[], Any]) -> Prepared:
+        """The statement ``build()`` makes, compiled once per ``key`` for the app's
+        dialect and run on the cursor (:class:`~._backend_reads.Prepared`): the writes of a
+        member add, a handful of statements, cost more in SQLAlchemy's per-execution work
+        than in the database."""
+        found = self._statements.get(key)
+        if found is None:
+            found = self._statements[key] = Prepared(build(), self.engine.dialect)
+        return found
+
     def _lock_sqlite(self, conn: sa.Connection) -> None:
         if self._sqlite:
             # A deferred SQLite transaction reads before it locks: write first (to the
             # backend's own table), so the whole read-then-write holds the write lock.
             s = self._tables.schema
-            conn.execute(sa.update(s).values(version=s.c.version))
+            self._prepared(("lock",), lambda: sa.update(s).values(version=s.c.version)).run(conn)
 
 
 class _Reading:

@@ -12,11 +12,13 @@ The read by id, the most frequent statement, is compiled once for the app's dial
 processors applied: SQLAlchemy's per-execution work (cache key, execution context, result
 metadata) costs more than the statement itself. It runs on the connection the backend
 checked out of the app's engine, in the same transaction as the rest of the call; the
-engine's ``before_cursor_execute`` events do not see it.
+engine's ``before_cursor_execute`` events do not see it. The statements of a member add or
+remove (the writes of one ``PATCH``) are prepared the same way, at their first use.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -26,26 +28,49 @@ from ._backend_expressions import Compiler
 from ._backend_tables import Tables
 from ._models import ModelType
 
-__all__ = ["GroupsOfPlan", "Prepared", "ReadPlan"]
+__all__ = ["GroupsOfPlan", "Prepared", "ReadPlan", "group_entries"]
 
 
 class Prepared:
-    """A ``SELECT`` compiled once for one dialect, run on the DB-API cursor (see the module
-    docstring). Its parameters are strings or integers (no bind processing)."""
+    """A statement (a ``SELECT``, or an ``INSERT``/``UPDATE``/``DELETE`` run by
+    :meth:`run`) compiled once for one dialect, run on the DB-API cursor (see the module
+    docstring). Its parameters go through their types' bind processors (on SQLite, the
+    JSON and boolean ones); no parameter may be an expanding ``IN``."""
 
-    def __init__(self, stmt: sa.Select[Any], dialect: sa.Dialect) -> None:
+    def __init__(self, stmt: Any, dialect: sa.Dialect) -> None:
         compiled = stmt.compile(dialect=dialect)
         self.sql = compiled.string
         #: The values of the statement's own bound literals, by parameter name.
         self.fixed: dict[str, Any] = dict(compiled.params)
         self.order = tuple(compiled.positiontup or ()) if compiled.positional else None
-        procs = (
-            c.type.dialect_impl(dialect).result_processor(dialect, None)
-            for c in stmt.selected_columns
+        binds = (
+            (name, bind.type.dialect_impl(dialect).bind_processor(dialect))
+            for name, bind in ((b.key, b) for b in compiled.binds.values())
         )
+        #: ``(parameter name, processor)`` of the parameters whose type has one.
+        self.bind_procs = tuple((n, p) for n, p in binds if p is not None)
+        selected = stmt.selected_columns if isinstance(stmt, sa.Select) else ()
+        procs = (c.type.dialect_impl(dialect).result_processor(dialect, None) for c in selected)
         #: ``(position, processor)`` of the columns that have one (on SQLite, the JSON and
         #: boolean ones): the other values are used as the driver gives them.
         self.procs = tuple((i, p) for i, p in enumerate(procs) if p is not None)
+
+    def _args(self, params: dict[str, Any]) -> Any:
+        values = {**self.fixed, **params}
+        for name, proc in self.bind_procs:
+            v = values.get(name)
+            if v is not None:
+                values[name] = proc(v)
+        return tuple(values[n] for n in self.order) if self.order is not None else values
+
+    def run(self, conn: sa.Connection, **params: Any) -> int:
+        """Execute a statement that returns no rows; the number of rows it changed."""
+        cursor = conn.connection.cursor()
+        try:
+            cursor.execute(self.sql, self._args(params))
+            return int(cursor.rowcount)
+        finally:
+            cursor.close()
 
     def first(self, conn: sa.Connection, **params: Any) -> Sequence[Any] | None:
         """The first row, each value through its column type's result processor."""
@@ -53,11 +78,10 @@ class Prepared:
         return found[0] if found else None
 
     def rows(
-        self, conn: sa.Connection, limit: int | None = None, **params: Any
+        self, conn: sa.Connection, limit: int | None = None, /, **params: Any
     ) -> list[Sequence[Any]]:
         """The rows (at most ``limit``), each value through its column's result processor."""
-        values = {**self.fixed, **params}
-        args: Any = tuple(values[n] for n in self.order) if self.order is not None else values
+        args = self._args(params)
         cursor = conn.connection.cursor()
         try:
             cursor.execute(self.sql, args)
@@ -161,12 +185,20 @@ class ReadPlan:
             .subquery("w")
         )
         #: That window, in :attr:`columns`' order (:meth:`split` cuts its rows).
-        self.prepared_index_page = Prepared(
+        self.index_page = (
             sa.select(*r.columns, t.pk, *t.columns.values())
             .select_from(cut.join(r, r.c.id == cut.c.id).join(t.table, compiler.owner(t, r, t.pk)))
-            .order_by(r.c.created, compiler.collate(r.c.scim_id)),
-            dialect,
+            .order_by(r.c.created, compiler.collate(r.c.scim_id))
         )
+        self.prepared_index_page = Prepared(self.index_page, dialect)
+        self.type = t
+        #: The ``groups`` columns (:meth:`GroupsOfPlan.pairs`) when the type is a member of
+        #: groups and they can be read with it (:meth:`read_groups`); else empty, and the
+        #: statements below are None.
+        self.groups: tuple[Any, ...] = ()
+        #: :attr:`prepared_by_id` and :attr:`prepared_index_page` with the groups columns.
+        self.prepared_by_id_groups: Prepared | None = None
+        self.prepared_index_page_groups: Prepared | None = None
         #: The number of the app's rows and of bookkeeping rows of this type.
         self.counts = sa.select(
             sa.select(sa.func.count()).select_from(t.table).scalar_subquery(),
@@ -174,6 +206,17 @@ class ReadPlan:
             .select_from(kept)
             .where(kept.c.resource_type == t.name)
             .scalar_subquery(),
+        )
+
+    def read_groups(self, plans: Sequence[GroupsOfPlan]) -> None:
+        """Read the groups holding a resource of this type with it, in the same statement:
+        one scalar subquery per group type (``plans``) after the row's columns."""
+        if not plans or not all(p.aggregates for p in plans):
+            return
+        self.groups = tuple(p.pairs(self.type, f"g{i}") for i, p in enumerate(plans))
+        self.prepared_by_id_groups = Prepared(self.by_id.add_columns(*self.groups), self.dialect)
+        self.prepared_index_page_groups = Prepared(
+            self.index_page.add_columns(*self.groups), self.dialect
         )
 
     def window(self, where: Sequence[Any], order: Sequence[Any], *, total: bool) -> sa.Select[Any]:
@@ -199,6 +242,24 @@ class ReadPlan:
             dict(zip(self.bk_names, values[:n], strict=True)),
             dict(zip(self.field_names, values[n : n + len(self.field_names)], strict=True)),
         )
+
+
+def group_entries(pairs: Sequence[Any]) -> list[dict[str, Any]]:
+    """What ``groups_of`` gives for one resource, from the JSON texts of
+    :meth:`GroupsOfPlan.pairs` (one per group type): ``{"value": group id, "display":
+    name}`` entries (``display`` when the group has a name), in the order of the ids."""
+    out: list[dict[str, Any]] = []
+    for text in pairs:
+        if not text or text == "[]":
+            continue
+        for gid, name in json.loads(text):
+            entry: dict[str, Any] = {"value": gid}
+            if isinstance(name, str) and name:
+                entry["display"] = name
+            out.append(entry)
+    if len(out) > 1:
+        out.sort(key=lambda e: str(e["value"]))
+    return out
 
 
 class GroupsOfPlan:
@@ -255,12 +316,56 @@ class GroupsOfPlan:
             )
         )
         self.one = Prepared(base.where(rm.c.scim_id == sa.bindparam("scim_id")), dialect)
+        #: Whether :meth:`pairs` may be a subquery of a read of the member's table (a
+        #: group type on the member's own table would be correlated with it).
+        self.aggregates = group.table is not member.table
+        self._group = group
+        self._pg = compiler.pg
         self._base = base
         self._rm = rm
+        self._rg = r
+        self._owner = compiler.owner
         self._dialect = dialect
         #: The statement for ``n`` ids (``id0`` ... ``id<n-1>``), by ``n``, compiled at its
         #: first use: a page of users asks for the groups of each of its ids.
         self._many: dict[int, Prepared] = {}
+
+    def pairs(self, member: ModelType, name: str) -> Any:
+        """A scalar subquery of a read of ``member``'s app rows: one JSON array text of
+        ``[group id, display]``, one per group of this type holding the outer row (in no
+        order; ``NULL`` or ``[]`` for none). What :meth:`GroupsOfPlan.entry` gives, for
+        ``get_with_groups`` and the pages that read the groups with the users (RFC 7643
+        §4.1.2: ``groups`` is derived from the groups' members). ``name``: the alias of
+        the group's bookkeeping in it (unique in the statement)."""
+        group, rel = self._group, self._group.relation
+        assert rel is not None
+        g = self._rg.alias(name)
+        display = group.bound.single(group.bound.rt.resolve_path("displayName"))
+        shown: Any
+        if display is not None:
+            shown = group.columns[display.field]
+        elif self._pg:
+            shown = g.c.extras.op("->")(sa.literal("displayName", sa.String()))
+        else:  # a string as a string, any other JSON value as itself
+            shown = sa.func.json_extract(g.c.extras, "$.displayName")
+        if self._pg:
+            agg: Any = sa.cast(
+                sa.func.json_agg(sa.func.json_build_array(g.c.scim_id, shown)), sa.Text
+            )
+        else:
+            agg = sa.func.json_group_array(sa.func.json_array(g.c.scim_id, shown))
+        return (
+            sa.select(agg)
+            .select_from(
+                rel.table.join(group.table, group.pk == rel.group_col).join(
+                    g, self._owner(group, g, group.pk)
+                )
+            )
+            .where(rel.member_col == member.pk, g.c.deleted == sa.false())
+            .correlate(member.table)
+            .scalar_subquery()
+            .label(name)
+        )
 
     def many(self, conn: sa.Connection, ids: Sequence[str]) -> list[Sequence[Any]]:
         """The rows of the members ``ids`` (at most a chunk of them), run like :attr:`one`."""

@@ -21,9 +21,9 @@ from scim2_core.backends import (
 from scim2_core.mapping import translate
 
 from ._backend_adopt import Adoption
-from ._backend_reads import Prepared, ReadPlan
+from ._backend_reads import Prepared, ReadPlan, group_entries
 from ._backend_state import _CHUNK, _chunks, _dict, _hash, _version
-from ._backend_writes import _visible
+from ._backend_writes import _PREPARED_IDS, _visible
 from ._models import ModelType
 
 #: Larger offsets and counts than any table holds, and than LIMIT/OFFSET can carry
@@ -55,7 +55,9 @@ class Rows(Adoption):
         if prepared is None:
             order = (plan.r.c.created, self._compiler.collate(plan.r.c.scim_id))
             window = plan.window([plan.live, condition()], order, total=True)
-            prepared = Prepared(window, plan.dialect)
+            # The groups holding each user (a scalar subquery per group type) come along:
+            # the engine renders them (Page.groups) without a second read.
+            prepared = Prepared(window.add_columns(*plan.groups), plan.dialect)
             plan.unique_eq_pages[fast] = prepared
         params["page_offset"] = offset = max(query.offset, 0)
         params["page_limit"] = min(query.count, _MAX_WINDOW)
@@ -67,7 +69,8 @@ class Rows(Adoption):
             found = prepared.rows(conn, **params)
             if not found:
                 return Page(total=0)
-        return self._page(conn, t, plan, found, found[0][-1])
+        n = len(plan.columns)
+        return self._page(conn, t, plan, found, found[0][n], n + 1 if plan.groups else None)
 
     def _page(
         self,
@@ -76,19 +79,24 @@ class Rows(Adoption):
         plan: ReadPlan,
         found: Sequence[Sequence[Any]],
         total: int,
+        groups_at: int | None = None,
     ) -> Page:
-        """The page of the rows ``found`` (of :attr:`ReadPlan.columns`)."""
+        """The page of the rows ``found`` (of :attr:`ReadPlan.columns`); with
+        ``groups_at``, the position of their :attr:`ReadPlan.groups` columns (the page's
+        :attr:`Page.groups`)."""
         pks = []
         rows: dict[Any, dict[str, Any]] = {}
         bks: dict[str, Mapping[str, Any]] = {}
+        groups: dict[str, list[dict[str, Any]]] | None = None if groups_at is None else {}
         for values in found:
             bk, row = plan.split(values)
             pks.append(row["_pk"])
             rows[row["_pk"]] = row
             bks[bk["object_pk"]] = bk
-        return Page(
-            total=total, resources=self._read_rows(conn, t, pks, bks=bks, rows=rows, owned=True)
-        )
+            if groups is not None:
+                groups[bk["scim_id"]] = group_entries(values[groups_at:])
+        resources = self._read_rows(conn, t, pks, bks=bks, rows=rows, owned=True)
+        return Page(total=total, resources=resources, groups=groups)
 
     def _index_page(
         self, conn: sa.Connection, t: ModelType, plan: ReadPlan, query: SearchQuery
@@ -112,12 +120,14 @@ class Rows(Adoption):
         # RFC 7644 §3.4.2.4: an offset past the results is an empty page.
         if query.count <= 0 or query.offset >= total:
             return Page(total=total)
-        found = plan.prepared_index_page.rows(
+        prepared = plan.prepared_index_page_groups or plan.prepared_index_page
+        found = prepared.rows(
             conn, page_offset=max(query.offset, 0), page_limit=min(query.count, total)
         )
         if len(found) != min(query.count, total - max(query.offset, 0)):
             return None
-        return self._page(conn, t, plan, found, total)
+        groups_at = len(plan.columns) if plan.prepared_index_page_groups else None
+        return self._page(conn, t, plan, found, total, groups_at)
 
     # One pass that joins a page's app rows, bookkeeping and members, each part read only
     # when the caller does not already hold it (the optional arguments): the branches are
@@ -166,6 +176,16 @@ class Rows(Adoption):
             if members:
                 d = self._tables.display
                 rids = [bk["id"] for bk in bks.values()]
+                if len(rids) == 1:  # a read of one group
+                    shown = self._prepared(
+                        ("displays",),
+                        lambda: sa.select(d.c.resource_id, d.c.member_id, d.c.display).where(
+                            d.c.resource_id == sa.bindparam("rid")
+                        ),
+                    )
+                    for rid, member_id, display in shown.rows(conn, rid=rids[0]):
+                        displays[(rid, member_id)] = display
+                    rids = []
                 for chunk in _chunks(rids):
                     for rid, member_id, display in conn.execute(
                         sa.select(d.c.resource_id, d.c.member_id, d.c.display).where(
@@ -317,21 +337,34 @@ class Rows(Adoption):
             return {}
         member_t = self._types[rel.member_type]
         r = self._tables.resource
-        held = rel.table.alias("held")
-        on_member = held.c[rel.member_col.key] == member_t.pk
-        q = (
-            sa.select(r.c.scim_id, r.c.id, member_t.pk, held.c[rel.group_col.key])
-            .select_from(
-                r.join(member_t.table, self._compiler.owner(member_t, r, member_t.pk)).outerjoin(
-                    held, sa.and_(on_member, held.c[rel.group_col.key] == group_pk)
+        n = len(ids)
+
+        def build() -> Any:
+            held = rel.table.alias("held")
+            on_member = held.c[rel.member_col.key] == member_t.pk
+            in_group = held.c[rel.group_col.key] == sa.bindparam("gpk")
+            return (
+                sa.select(r.c.scim_id, r.c.id, member_t.pk, held.c[rel.group_col.key])
+                .select_from(
+                    r.join(
+                        member_t.table, self._compiler.owner(member_t, r, member_t.pk)
+                    ).outerjoin(held, sa.and_(on_member, in_group))
+                )
+                .where(
+                    r.c.scim_id.in_([sa.bindparam(f"id{i}", type_=sa.String()) for i in range(n)]),
+                    r.c.deleted == sa.false(),
                 )
             )
-            .where(r.c.scim_id.in_(list(ids)), r.c.deleted == sa.false())
-        )
-        return {
-            scim_id: (rid, pk, in_group is not None)
-            for scim_id, rid, pk, in_group in conn.execute(q)
-        }
+
+        params: dict[str, Any] = {f"id{i}": v for i, v in enumerate(ids)}
+        found: Sequence[Sequence[Any]]
+        if n <= _PREPARED_IDS:  # one statement per number of ids, compiled once
+            found = self._prepared(("named_members", t.name, n), build).rows(
+                conn, gpk=group_pk, **params
+            )
+        else:
+            found = conn.execute(build(), {"gpk": group_pk, **params}).all()
+        return {scim_id: (rid, pk, in_group is not None) for scim_id, rid, pk, in_group in found}
 
     def _member_pks(
         self, conn: sa.Connection, t: ModelType, ids: Iterable[str], *, strict: bool = True

@@ -74,6 +74,8 @@ class State:
     _plans: dict[str, ReadPlan]
     _groups_plans: dict[str, list[GroupsOfPlan]]
     _member_reads: dict[str, Prepared]
+    #: The statements of writes compiled once (:meth:`Connections._prepared`), by key.
+    _statements: dict[tuple[Any, ...], Prepared]
     _write_lock: threading.RLock
     _listening: bool
     _events: Events

@@ -20,6 +20,10 @@ from ._backend_expressions import UNSET, is_text, marker_column
 from ._backend_state import _chunks
 from ._models import ModelType
 
+#: Statements of one write taking up to this many ids are compiled once per count
+#: (:meth:`Connections._prepared`); more go through SQLAlchemy's ``execute``.
+_PREPARED_IDS = 8
+
 
 class Writes(Connections):
     """Writes of rows (see the module docstring)."""
@@ -47,10 +51,19 @@ class Writes(Connections):
         outside the group (in its write's transaction)."""
         rel = t.relation
         assert rel is not None
-        rows = [
-            {rel.group_col.key: group_pk, rel.member_col.key: pk}
-            for pk in dict.fromkeys(member_pks)
-        ]
+        pks = list(dict.fromkeys(member_pks))
+        if 0 < len(pks) <= _PREPARED_IDS:
+            g, m = rel.group_col.key, rel.member_col.key
+            n = len(pks)
+            insert = self._prepared(
+                ("add_members", t.name, n),
+                lambda: sa.insert(rel.table).values(
+                    [{g: sa.bindparam("gpk"), m: sa.bindparam(f"m{i}")} for i in range(n)]
+                ),
+            )
+            insert.run(conn, gpk=group_pk, **{f"m{i}": pk for i, pk in enumerate(pks)})
+            return
+        rows = [{rel.group_col.key: group_pk, rel.member_col.key: pk} for pk in pks]
         if rows:
             conn.execute(sa.insert(rel.table), rows)
 
@@ -59,6 +72,17 @@ class Writes(Connections):
     ) -> None:
         rel = t.relation
         assert rel is not None
+        if 0 < len(member_pks) <= _PREPARED_IDS:
+            n = len(member_pks)
+            delete = self._prepared(
+                ("remove_members", t.name, n),
+                lambda: sa.delete(rel.table).where(
+                    rel.group_col == sa.bindparam("gpk"),
+                    rel.member_col.in_([sa.bindparam(f"m{i}") for i in range(n)]),
+                ),
+            )
+            delete.run(conn, gpk=group_pk, **{f"m{i}": pk for i, pk in enumerate(member_pks)})
+            return
         for chunk in _chunks(member_pks):
             conn.execute(
                 sa.delete(rel.table).where(rel.group_col == group_pk, rel.member_col.in_(chunk))
@@ -73,7 +97,26 @@ class Writes(Connections):
         if t.bm.rt.schema.attribute("groups") is None and t.relation is None:
             return
         r = self._tables.resource
-        for chunk in _chunks([t.pk_text(pk) for pk in pks]):
+        texts = [t.pk_text(pk) for pk in pks]
+        if len(texts) <= _PREPARED_IDS:
+            n = len(texts)
+            touch = self._prepared(
+                ("touch", type_name, n),
+                lambda: (
+                    sa.update(r)
+                    .where(
+                        r.c.resource_type == type_name,
+                        r.c.object_pk.in_(
+                            [sa.bindparam(f"k{i}", type_=sa.String()) for i in range(n)]
+                        ),
+                        r.c.deleted == sa.false(),
+                    )
+                    .values(version=r.c.version + 1, last_modified=sa.bindparam("when"))
+                ),
+            )
+            touch.run(conn, when=when, **{f"k{i}": k for i, k in enumerate(texts)})
+            return
+        for chunk in _chunks(texts):
             conn.execute(
                 sa.update(r)
                 .where(

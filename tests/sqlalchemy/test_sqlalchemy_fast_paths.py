@@ -127,3 +127,27 @@ def test_a_member_add_costs_the_same_in_a_small_and_a_large_group(
     assert user["meta"]["version"] != 'W/"1"'
     _, group, _ = call(scim, "GET", f"/Groups/{large['id']}")
     assert [m["value"] for m in group["members"]] == [*ids[:40], ids[41]]
+
+
+@pytest.mark.parametrize("count", [1, 3, 12])
+def test_a_patch_adds_and_removes_the_members_it_names(scim: Engine, count: int) -> None:
+    """Few members or many (statements compiled once per number of members, or not): the
+    group holds exactly the members added, and each one's ``groups`` says so."""
+    ids = _users(scim, 14)
+    gid = call(scim, "POST", "/Groups", {"schemas": [GROUP], "displayName": "g"})[1]["id"]
+    named, kept = ids[:count], ids[-1]
+    add = {"op": "add", "path": "members", "value": [{"value": m} for m in [*named, kept]]}
+    status, _, _ = call(scim, "PATCH", f"/Groups/{gid}", {"schemas": [PATCH], "Operations": [add]})
+    assert status in (200, 204)
+    _, group, _ = call(scim, "GET", f"/Groups/{gid}")
+    assert sorted(m["value"] for m in group["members"]) == sorted([*named, kept])
+    _, user, _ = call(scim, "GET", f"/Users/{named[-1]}")
+    assert [g["value"] for g in user["groups"]] == [gid]
+    which = " or ".join(f'value eq "{m}"' for m in named)
+    gone = {"op": "remove", "path": f"members[{which}]"}
+    status, _, _ = call(scim, "PATCH", f"/Groups/{gid}", {"schemas": [PATCH], "Operations": [gone]})
+    assert status in (200, 204)
+    _, group, _ = call(scim, "GET", f"/Groups/{gid}")
+    assert [m["value"] for m in group["members"]] == [kept]
+    _, user, _ = call(scim, "GET", f"/Users/{named[-1]}")
+    assert "groups" not in user
