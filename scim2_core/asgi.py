@@ -65,10 +65,9 @@ class ASGIApp:
     ``context(scope)`` builds the request ``context`` handed to the authentication hook
     (default ``{"scope": scope}``). The engine runs in a worker thread unless
     ``engine.never_blocks``; with ``reads_on_loop`` (default: ``engine.reads_never_block``,
-    true of ``SQLBackend`` on a SQLite file), a read that is the only request in progress
-    runs on the event loop instead (see ``serving/_workers.py``), and so
-    does the ``authenticate`` hook for it: pass ``reads_on_loop=False`` if yours waits on
-    the network.
+    true of ``SQLBackend`` on a SQLite file), reads (GET, HEAD, ``.search``) run on the
+    event loop instead (see ``serving/_workers.py``), and so does the ``authenticate``
+    hook for them: pass ``reads_on_loop=False`` if yours waits on the network.
     ``base_url`` (``https://scim.example.com/scim/v2``) pins the
     SCIM base URL of ``Location`` and ``meta.location``: the client's ``Host`` (and
     ``X-Forwarded-*``) then count for nothing. ``body_timeout`` is how many seconds a client
@@ -94,7 +93,7 @@ class ASGIApp:
         self.workers = Workers(read_threads, write_threads)
         if reads_on_loop is None:
             reads_on_loop = bool(getattr(engine, "reads_never_block", False))
-        #: Whether a read that is alone is answered on the event loop (class docstring).
+        #: Whether reads are answered on the event loop (see the class docstring).
         self.reads_on_loop = reads_on_loop
         self.trust_proxy = trust_proxy
         self.context = context
@@ -185,7 +184,7 @@ class ASGIApp:
                 response = self.engine.handle(request)
             else:
                 response = await self.workers.answer(
-                    self.engine.handle, request, lone_reads_inline=self.reads_on_loop
+                    self.engine.handle, request, reads_inline=self.reads_on_loop
                 )
         await _send_response(send, scope, response)
 

@@ -85,7 +85,7 @@ class _Pool:
 class Workers:
     """The read pool and the write pool of one ASGI app (created on first use)."""
 
-    __slots__ = ("_in_flight", "_pools", "reads", "writes")
+    __slots__ = ("_pools", "reads", "writes")
 
     def __init__(self, reads: int = 4, writes: int = 4) -> None:
         for name, value in (("read_threads", reads), ("write_threads", writes)):
@@ -94,8 +94,6 @@ class Workers:
         self.reads = reads
         self.writes = writes
         self._pools: dict[bool, _Pool] = {}
-        #: Requests in :meth:`answer` (on the event loop only: no lock).
-        self._in_flight = 0
 
     @staticmethod
     def is_read(request: Request) -> bool:
@@ -118,24 +116,16 @@ class Workers:
         return await future
 
     async def answer(
-        self, handle: Callable[[Request], _T], request: Request, *, lone_reads_inline: bool
+        self, handle: Callable[[Request], _T], request: Request, *, reads_inline: bool
     ) -> _T:
-        """``handle(request)`` on a worker, or, with ``lone_reads_inline``, right here on the
-        event loop for a read that is the only request in progress: it is spared the hop to
-        a thread and back (a lone client's latency). One turn of the loop first lets the
-        requests that arrived with it get here; a read that finds another request in flight
-        goes to the workers at once. Under concurrent requests the workers keep the
-        database's own work (which releases the GIL) beside the loop's parsing of the next
-        requests. Only for a backend whose reads never block (``reads_never_block``)."""
-        self._in_flight += 1
-        try:
-            if lone_reads_inline and self._in_flight == 1 and self.is_read(request):
-                await asyncio.sleep(0)
-                if self._in_flight == 1:
-                    return handle(request)
-            return await self.run(handle, request)
-        finally:
-            self._in_flight -= 1
+        """``handle(request)`` on a worker, or, with ``reads_inline``, a read right here on
+        the event loop: it is spared the hop to a thread and back, and the loop and the
+        workers no longer hand the GIL to each other around every statement, which costs
+        more CPU than the read itself. Only for a backend whose reads never block
+        (``reads_never_block``); writes always run on the workers."""
+        if reads_inline and self.is_read(request):
+            return handle(request)
+        return await self.run(handle, request)
 
     def shutdown(self) -> None:
         """Stop the workers once their current requests end (at lifespan shutdown)."""

@@ -179,10 +179,11 @@ def test_reads_of_a_sqlite_file_are_answered_on_the_event_loop_and_writes_on_wor
             assert threads[read].startswith("scim-read"), read
 
 
-def test_concurrent_reads_of_a_sqlite_file_keep_the_workers(tmp_path: Any) -> None:
-    """A read runs on the loop only when it is alone: reads that arrive together go to
-    the read workers, so the database's work runs beside the loop's (throughput), and the
-    next lone read is back on the loop (latency)."""
+def test_reads_arriving_with_writes_run_on_the_loop_and_the_writes_on_workers(
+    tmp_path: Any,
+) -> None:
+    """Concurrent requests: each read is answered on the loop, in turn; each write, arriving
+    at the same time, on a write worker, and every answer is right."""
     import json
 
     from scim2_core.backends.sql import SQLBackend
@@ -198,9 +199,14 @@ def test_concurrent_reads_of_a_sqlite_file_keep_the_workers(tmp_path: Any) -> No
             status, answer = await _send(app, "POST", "/Users", body)
             assert status == 201
             uids.append(json.loads(answer)["id"])
-        answers = await asyncio.gather(*(_send(app, "GET", f"/Users/{u}") for u in uids))
-        assert [status for status, _ in answers] == [200] * 5
-        assert (await _send(app, "GET", "/Users"))[0] == 200
+        reads = [_send(app, "GET", f"/Users/{u}") for u in uids]
+        writes = [
+            _send(app, "POST", "/Users", _USER.replace(b"bjensen", f"new{n}".encode()))
+            for n in range(5)
+        ]
+        answers = await asyncio.gather(*reads, *writes)
+        assert [status for status, _ in answers] == [200] * 5 + [201] * 5
+        assert [json.loads(body)["id"] for _, body in answers[:5]] == uids
         return uids
 
     loop_thread = threading.current_thread().name
@@ -209,8 +215,8 @@ def test_concurrent_reads_of_a_sqlite_file_keep_the_workers(tmp_path: Any) -> No
     finally:
         app.workers.shutdown()
         backend.close()
-    assert all(threads[f"GET /Users/{u}"].startswith("scim-read") for u in uids), threads
-    assert threads["GET /Users"] == loop_thread
+    assert all(threads[f"GET /Users/{u}"] == loop_thread for u in uids), threads
+    assert threads["POST /Users"].startswith("scim-write")
 
 
 def test_a_read_on_the_event_loop_does_not_wait_for_another_writer(tmp_path: Any) -> None:
