@@ -48,6 +48,10 @@ class Options:
     discovery_requires_auth: bool = False
     #: ``documentationUri`` in ServiceProviderConfig.
     documentation_uri: str | None = None
+    #: How many bytes of answers to repeated reads the engine keeps while the store has
+    #: not changed, when the backend can tell (``SQLBackend`` on SQLite; see
+    #: docs/backends.md); 0 keeps none.
+    read_cache_bytes: int = 2_097_152
 
     def __post_init__(self) -> None:
         for name in (
@@ -64,3 +68,8 @@ class Options:
                 raise ConfigurationError(
                     f"Options.{name} must be a positive integer, got {value!r}"
                 )
+        size = self.read_cache_bytes
+        if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+            raise ConfigurationError(
+                f"Options.read_cache_bytes must be a non-negative integer, got {size!r}"
+            )

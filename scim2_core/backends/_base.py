@@ -195,6 +195,12 @@ class Backend(Protocol):
     # an ASGI server may then answer reads (GET, HEAD, ``.search``) on its event loop and
     # run only writes in worker threads (``SQLBackend`` on a SQLite file in WAL mode).
 
+    # Optional: ``change_token() -> Hashable | None`` returns a value that is equal between
+    # two calls on one thread only if nothing was written to the store in between, by any
+    # thread or process (None: cannot tell now). The engine then answers a repeated GET
+    # from the answer it kept under the same token (``Options.read_cache_bytes``;
+    # ``scim2_core/engine/_answers.py``). ``SQLBackend`` on SQLite has it.
+
     # Optional: ``keyset_paging = True`` says that :meth:`search` honours
     # :attr:`SearchQuery.seek`; the engine's RFC 9865 cursors are then positions, not
     # offsets. A backend without the attribute gets offsets.

@@ -44,6 +44,7 @@ from .._urns import BULK_REQUEST_URN
 from ..backends import Backend
 from ..events import AuditEntry
 from ..schema import ResourceType, resource_type_from_model
+from ._answers import AnswerCache
 from ._api import Directory, ResourceCollection, api_state
 from ._audit import Audit, entry_time, exchange_of
 from ._bulk import run_bulk
@@ -181,6 +182,13 @@ class Engine:
         self._request_scope: Callable[[], AbstractContextManager[Any]] | None = getattr(
             backend, "request_scope", None
         )
+        token = getattr(backend, "change_token", None)
+        #: Answers to repeated reads while the store has not changed (see ``_answers.py``).
+        self._answers: AnswerCache | None = (
+            AnswerCache(token, self.options.read_cache_bytes)
+            if callable(token) and self.options.read_cache_bytes
+            else None
+        )
         self._cursors = CursorCodec(self.options.cursor_secret, self.options.cursor_ttl_seconds)
         schemas = tuple(all_schemas(self.resource_types))
         self._state = EngineState(
@@ -307,9 +315,9 @@ class Engine:
                 ctx.method = "GET"
             scope = self._request_scope
             if scope is None:
-                return self._route(ctx)
+                return self._routed(ctx)
             with scope():  # the backend's calls of this request share what it holds
-                return self._route(ctx)
+                return self._routed(ctx)
         except ScimError as exc:
             seen[1] = exc.scim_type
             return error_response(exc)
@@ -318,6 +326,13 @@ class Engine:
             return error_response(InternalError())
 
     # -- routing ---------------------------------------------------------------------------
+
+    def _routed(self, ctx: Ctx) -> Response:
+        """:meth:`_route`, or for a ``GET`` the answer kept while nothing changed."""
+        answers = self._answers
+        if answers is None or ctx.method != "GET":
+            return self._route(ctx)
+        return answers.answer(ctx, self._route)
 
     def _route(self, ctx: Ctx) -> Response:
         state = self._state

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from scim2_core import Engine
+from scim2_core import Engine, Options
 from scim2_core.backends import SQLBackend
 from scim2_core.backends.sql._migrations import MIGRATIONS, SCHEMA_VERSION
 
@@ -135,7 +135,9 @@ def test_version_3_groups_move_to_member_rows_without_loss(
 def traced(tmp_path: Path) -> Iterator[tuple[Engine, list[str]]]:
     """An engine on SQLite and the statements its (single, shared) connection runs."""
     backend = SQLBackend("sqlite:///:memory:")
-    engine = Engine(backend)
+    # Every read goes to the backend: these tests count what one read runs (the answers
+    # kept for repeated reads have tests/backends/test_sql_read_cache.py).
+    engine = Engine(backend, options=Options(read_cache_bytes=0))
     statements: list[str] = []
     backend._dialect.connection().set_trace_callback(statements.append)  # type: ignore[attr-defined]
     yield engine, statements

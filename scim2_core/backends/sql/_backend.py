@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Hashable, Iterable, Mapping, Sequence
 from functools import partial
 from typing import Any, Final
 
@@ -27,7 +27,7 @@ from .._base import Change, Page, Position, SearchQuery, Seek
 from .._outbox import change_events
 from .._rules import check_tenant, check_version, last_modified
 from .._rules import member_ids as listed_members
-from ._dialect import Connection, Dialect, open_dialect
+from ._dialect import Connection, Dialect, SQLiteDialect, open_dialect
 from ._filter import Translator
 from ._load import load_many, load_new
 from ._members import (
@@ -164,6 +164,16 @@ class SQLBackend:
         self._outbox_on = False
         #: The statements of :meth:`_read`, by (members, groups).
         self._reads: dict[tuple[bool, bool], str] = {}
+
+    def change_token(self) -> Hashable | None:
+        """The optional ``change_token`` of :class:`~scim2_core.backends.Backend`: on SQLite,
+        the thread's connection, its ``data_version`` and ``total_changes`` (equal only if
+        nothing was written since, by this process or another); None on PostgreSQL, where
+        learning that would be a round trip of its own."""
+        dialect = self._dialect
+        if isinstance(dialect, SQLiteDialect):
+            return dialect.change_token()
+        return None
 
     @property
     def reads_never_block(self) -> bool:

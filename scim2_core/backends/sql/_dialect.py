@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Final, Protocol, TypeVar
+from typing import Any, Final, Protocol, TypeVar, cast
 from urllib.parse import unquote
 
 from ..._errors import ConfigurationError, InvalidValueError
@@ -445,6 +445,18 @@ class SQLiteDialect(Dialect):
         # kill -9 of the process and a power loss; NORMAL survives the former only.
         conn.execute(f"PRAGMA synchronous = {self.synchronous}")
         return conn
+
+    def change_token(self) -> tuple[Connection, int, int]:
+        """A value equal between two calls on one thread only if nothing was written in
+        between: this thread's connection, its ``PRAGMA data_version`` ("different if
+        changes were committed to the database by any other connection in the interim",
+        https://www.sqlite.org/pragma.html#pragma_data_version: other threads and other
+        processes) and its ``total_changes`` (the rows its own statements changed, which
+        ``data_version`` leaves out). Holding the connection itself, not its id, a token
+        never matches one of a connection opened later."""
+        with self.reading() as conn:
+            version = conn.execute("PRAGMA data_version").fetchone()[0]
+            return (conn, version, cast(sqlite3.Connection, conn).total_changes)
 
     def _switch_to_wal(self, conn: Connection) -> str:
         """``PRAGMA journal_mode = WAL``, waiting up to ``busy_timeout`` for a lock.

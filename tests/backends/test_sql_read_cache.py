@@ -1,0 +1,299 @@
+"""Repeated reads answered from the engine's kept answers (``Options.read_cache_bytes``) on
+SQLBackend over SQLite, and never older than the database: writes through this engine,
+through another engine on the same file (another server) and from another process."""
+
+from __future__ import annotations
+
+import gc
+import subprocess
+import sys
+import textwrap
+import tracemalloc
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from scim2_core import ConfigurationError, Engine, Options, Principal
+from scim2_core.backends import SQLBackend
+from tests.helpers import PATCH_OP, Result, call, create_group, create_user
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _engine(db: Path, **options: Any) -> Engine:
+    return Engine(SQLBackend(f"sqlite:///{db}"), options=Options(**options))
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    return tmp_path / "scim.db"
+
+
+@pytest.fixture
+def engine(db: Path) -> Iterator[Engine]:
+    e = _engine(db)
+    yield e
+    e.backend.close()  # type: ignore[attr-defined]
+
+
+def _reads(engine: Engine) -> Callable[[], int]:
+    """How many statements reading resources this thread's connection has run so far."""
+    seen: list[str] = []
+    conn = engine.backend._dialect.connection()  # type: ignore[attr-defined]
+    conn.set_trace_callback(seen.append)
+
+    def count() -> int:
+        return sum(1 for s in seen if "SELECT" in s.upper() and "data_version" not in s)
+
+    return count
+
+
+def _same(a: Result, b: Result) -> None:
+    assert (a.status, a.raw) == (b.status, b.raw)
+    strip = {"X-Request-Id"}
+    assert {k: v for k, v in a.headers.items() if k not in strip} == {
+        k: v for k, v in b.headers.items() if k not in strip
+    }
+
+
+def _patch(engine: Engine, path: str, op: dict[str, Any]) -> Result:
+    return call(engine, "PATCH", path, {"schemas": [PATCH_OP], "Operations": [op]})
+
+
+def test_a_repeated_get_is_answered_without_reading_the_database(engine: Engine) -> None:
+    user = create_user(engine, "bjensen", displayName="Babs")
+    reads = _reads(engine)
+    first = call(engine, "GET", f"/Users/{user['id']}")
+    after_first = reads()
+    assert after_first >= 1
+    again = call(engine, "GET", f"/Users/{user['id']}")
+    assert reads() == after_first
+    _same(first, again)
+    # Every answer still names its own request.
+    assert first.headers["X-Request-Id"] != again.headers["X-Request-Id"]
+    found = call(engine, "GET", "/Users", query={"filter": 'userName eq "bjensen"'})
+    n = reads()
+    _same(found, call(engine, "GET", "/Users", query={"filter": 'userName eq "bjensen"'}))
+    assert reads() == n
+    # HEAD is GET without the content: the same kept answer.
+    assert call(engine, "HEAD", f"/Users/{user['id']}").status == 200
+    assert reads() == n
+
+
+def test_a_write_through_the_engine_is_seen_by_the_next_read(engine: Engine) -> None:
+    user = create_user(engine, "bjensen", displayName="Babs")
+    path = f"/Users/{user['id']}"
+    assert call(engine, "GET", path).json["displayName"] == "Babs"
+    assert (
+        _patch(engine, path, {"op": "replace", "path": "displayName", "value": "B"}).status == 200
+    )
+    got = call(engine, "GET", path)
+    assert got.json["displayName"] == "B"
+    assert got.headers["ETag"] == got.json["meta"]["version"] != user["meta"]["version"]
+    listed = call(engine, "GET", "/Users")
+    assert listed.json["totalResults"] == 1
+    create_user(engine, "other")
+    assert call(engine, "GET", "/Users").json["totalResults"] == 2
+    assert call(engine, "DELETE", path).status == 204
+    assert call(engine, "GET", path).status == 404
+
+
+def test_a_write_by_another_server_on_the_same_file_is_seen(db: Path, engine: Engine) -> None:
+    other = _engine(db)
+    try:
+        user = create_user(engine, "bjensen", displayName="Babs")
+        group = create_group(engine, "staff")
+        path = f"/Users/{user['id']}"
+        assert call(engine, "GET", path).json["displayName"] == "Babs"
+        assert "groups" not in call(engine, "GET", path).json
+        _patch(other, path, {"op": "replace", "path": "displayName", "value": "Barbara"})
+        assert call(engine, "GET", path).json["displayName"] == "Barbara"
+        # A member added by the other server changes the user's derived groups here.
+        add = {"op": "add", "path": "members", "value": [{"value": user["id"]}]}
+        assert _patch(other, f"/Groups/{group['id']}", add).status == 200
+        assert [g["value"] for g in call(engine, "GET", path).json["groups"]] == [group["id"]]
+    finally:
+        other.backend.close()  # type: ignore[attr-defined]
+
+
+def test_a_write_by_another_process_is_seen(db: Path, engine: Engine) -> None:
+    user = create_user(engine, "bjensen", displayName="Babs")
+    path = f"/Users/{user['id']}"
+    assert call(engine, "GET", path).json["displayName"] == "Babs"
+    script = textwrap.dedent(
+        f"""
+        from scim2_core import Engine
+        from scim2_core.backends import SQLBackend
+        from tests.helpers import PATCH_OP, call
+        e = Engine(SQLBackend({f"sqlite:///{db}"!r}))
+        op = {{"op": "replace", "path": "displayName", "value": "from afar"}}
+        r = call(e, "PATCH", {path!r}, {{"schemas": [PATCH_OP], "Operations": [op]}})
+        assert r.status == 200, r
+        """
+    )
+    env_path = f"{ROOT}:{ROOT / 'adapters'}"
+    subprocess.run(
+        [sys.executable, "-c", script], check=True, cwd=ROOT, env={"PYTHONPATH": env_path}
+    )
+    assert call(engine, "GET", path).json["displayName"] == "from afar"
+
+
+def test_what_is_not_kept_is_read_every_time(engine: Engine) -> None:
+    user = create_user(engine, "bjensen")
+    path = f"/Users/{user['id']}"
+    reads = _reads(engine)
+
+    # RFC 9110 §13.1.2: a conditional GET is answered against the version of now.
+    etag = call(engine, "GET", path).headers["ETag"]
+    for _ in range(2):
+        before = reads()
+        assert call(engine, "GET", path, headers={"If-None-Match": etag}).status == 304
+        assert reads() > before
+    # RFC 9865: every cursor page is read (its cursor expires).
+    for _ in range(2):
+        before = reads()
+        paged = call(engine, "GET", "/Users", query={"cursor": "", "count": "1"})
+        assert paged.status == 200, paged
+        assert reads() > before
+    # Errors are not kept.
+    for _ in range(2):
+        before = reads()
+        assert call(engine, "GET", "/Users/nobody").status == 404
+        assert reads() > before
+
+
+def test_tenants_and_base_urls_never_share_an_answer(db: Path) -> None:
+    principals = {
+        "Bearer a": Principal("a", tenant="acme"),
+        "Bearer b": Principal("b", tenant="beta"),
+    }
+
+    def authenticate(request: Any) -> Any:
+        return principals.get(request["headers"].get("Authorization", ""))
+
+    engine = Engine(SQLBackend(f"sqlite:///{db}"), authenticate=authenticate)
+    try:
+        acme = {"Authorization": "Bearer a"}
+        beta = {"Authorization": "Bearer b"}
+        body = {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "x"}
+        assert call(engine, "POST", "/Users", body, headers=acme).status == 201
+        assert call(engine, "GET", "/Users", headers=acme).json["totalResults"] == 1
+        assert call(engine, "GET", "/Users", headers=beta).json["totalResults"] == 0
+        assert call(engine, "GET", "/Users", headers={"Authorization": "Bearer c"}).status == 401
+        request = {"method": "GET", "path": "/Users", "headers": acme}
+        there = engine.handle({**request, "base_url": "https://a.example/scim/v2"})  # type: ignore[typeddict-item]
+        here = engine.handle({**request, "base_url": "https://b.example/scim/v2"})  # type: ignore[typeddict-item]
+        assert b"https://a.example/scim/v2/Users/" in there["body"]
+        assert b"https://b.example/scim/v2/Users/" in here["body"]
+    finally:
+        engine.backend.close()  # type: ignore[attr-defined]
+
+
+def test_read_cache_bytes_zero_reads_every_time_and_a_negative_size_is_refused(db: Path) -> None:
+    engine = _engine(db, read_cache_bytes=0)
+    try:
+        user = create_user(engine, "bjensen")
+        reads = _reads(engine)
+        call(engine, "GET", f"/Users/{user['id']}")
+        n = reads()
+        call(engine, "GET", f"/Users/{user['id']}")
+        assert reads() > n
+    finally:
+        engine.backend.close()  # type: ignore[attr-defined]
+    with pytest.raises(ConfigurationError, match="read_cache_bytes"):
+        Options(read_cache_bytes=-1)
+
+
+def test_what_is_kept_stays_within_its_budget(db: Path) -> None:
+    budget = 200_000
+    engine = _engine(db, read_cache_bytes=budget)
+    try:
+        create_user(engine, "alice")
+
+        def ask(i: int) -> None:
+            text = f'userName eq "{i:06d}{"x" * 900}"'
+            answer = call(engine, "GET", "/Users", query={"filter": text})
+            assert answer.json["totalResults"] == 0
+
+        for i in range(20):
+            ask(i)
+        gc.collect()
+        tracemalloc.start()
+        before = tracemalloc.take_snapshot()
+        for i in range(20, 2020):
+            ask(i)
+        gc.collect()
+        grown = sum(s.size_diff for s in tracemalloc.take_snapshot().compare_to(before, "filename"))
+        tracemalloc.stop()
+        # 2,000 distinct ~1 KiB requests: kept, they would hold over 2 MiB. The filter
+        # cache holds its own share (tests/engine/test_memory_bounds.py).
+        assert grown < budget + 1_200_000, grown
+        # The oldest went first: a request of the first hundred is read again, and kept.
+        reads = _reads(engine)
+        ask(100)
+        n = reads()
+        assert n >= 1
+        ask(100)
+        assert reads() == n
+    finally:
+        engine.backend.close()  # type: ignore[attr-defined]
+
+
+_NAMES = st.sampled_from(["ann", "bob", "cy"])
+_STEP = st.one_of(
+    st.tuples(st.just("create"), _NAMES),
+    st.tuples(st.just("rename"), _NAMES, st.text("abc", min_size=1, max_size=3)),
+    st.tuples(st.just("delete"), _NAMES),
+    st.tuples(st.just("join"), _NAMES),
+    st.tuples(st.just("read"), _NAMES),
+    st.tuples(st.just("list"), st.sampled_from(["", 'userName eq "ann"', 'displayName co "a"'])),
+)
+
+
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(steps=st.lists(st.tuples(st.booleans(), _STEP), min_size=1, max_size=25))
+def test_kept_answers_always_equal_a_fresh_read(tmp_path: Path, steps: list[Any]) -> None:
+    """Writes through either of two engines on one file, reads through the one that keeps
+    answers: each read equals the same read by a third engine that keeps none."""
+    db = tmp_path / f"{len(list(tmp_path.iterdir()))}.db"
+    kept, other, fresh = _engine(db), _engine(db), _engine(db, read_cache_bytes=0)
+    try:
+        group = create_group(kept, "g")
+        ids: dict[str, str] = {}
+        for via_other, step in steps:
+            writer = other if via_other else kept
+            kind, name = step[0], step[1]
+            if kind == "create" and name not in ids:
+                ids[name] = create_user(writer, name)["id"]
+            elif kind == "rename" and name in ids:
+                op = {"op": "replace", "path": "displayName", "value": step[2]}
+                assert _patch(writer, f"/Users/{ids[name]}", op).status == 200
+            elif kind == "delete" and name in ids:
+                assert call(writer, "DELETE", f"/Users/{ids.pop(name)}").status == 204
+            elif kind == "join" and name in ids:
+                op = {"op": "add", "path": "members", "value": [{"value": ids[name]}]}
+                assert _patch(writer, f"/Groups/{group['id']}", op).status == 200
+            elif kind == "read":
+                path = f"/Users/{ids.get(name, 'missing')}"
+                _same(call(kept, "GET", path), call(fresh, "GET", path))
+            elif kind == "list":
+                query = {"filter": name} if name else None
+                _same(
+                    call(kept, "GET", "/Users", query=query),
+                    call(fresh, "GET", "/Users", query=query),
+                )
+            _same(
+                call(kept, "GET", f"/Groups/{group['id']}"),
+                call(fresh, "GET", f"/Groups/{group['id']}"),
+            )
+    finally:
+        for e in (kept, other, fresh):
+            e.backend.close()  # type: ignore[attr-defined]
