@@ -454,9 +454,18 @@ class SQLiteDialect(Dialect):
         processes) and its ``total_changes`` (the rows its own statements changed, which
         ``data_version`` leaves out). Holding the connection itself, not its id, a token
         never matches one of a connection opened later."""
-        with self.reading() as conn:
-            version = conn.execute("PRAGMA data_version").fetchone()[0]
-            return (conn, version, cast(sqlite3.Connection, conn).total_changes)
+        if self.shared:
+            with self.reading() as conn:
+                version = conn.execute("PRAGMA data_version").fetchone()[0]
+                return (conn, version, cast(sqlite3.Connection, conn).total_changes)
+        local = self._local
+        conn = getattr(local, "conn", None) or self.connection()
+        cursor = getattr(local, "version_cursor", None)
+        if cursor is None or cursor.connection is not conn:
+            # One cursor per connection, kept: the pragma is asked on every repeated GET.
+            cursor = local.version_cursor = cast(sqlite3.Connection, conn).cursor()
+        version = cursor.execute("PRAGMA data_version").fetchone()[0]
+        return (conn, version, cast(sqlite3.Connection, conn).total_changes)
 
     def _switch_to_wal(self, conn: Connection) -> str:
         """``PRAGMA journal_mode = WAL``, waiting up to ``busy_timeout`` for a lock.
