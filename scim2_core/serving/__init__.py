@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from functools import lru_cache
 from typing import Protocol
-from urllib.parse import parse_qsl, quote
+from urllib.parse import quote
 
 from .._errors import ERROR_SCHEMA_URN
 from .._options import Options
@@ -24,7 +24,7 @@ from ._answers import (
     payload_too_large,
     request_timeout,
 )
-from ._targets import checked_base_url, engine_path, split_target
+from ._targets import checked_base_url, engine_path, query_params, split_target
 
 __all__ = [
     "ERROR_SCHEMA",
@@ -65,16 +65,6 @@ class EngineLike(Protocol):
 
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
-
-
-def query_params(query_string: str) -> dict[str, str]:
-    """Query parameters as ``str -> str``, keeping the first value of a repeated name."""
-    params: dict[str, str] = {}
-    if not query_string:
-        return params
-    for name, value in parse_qsl(query_string, keep_blank_values=True):
-        params.setdefault(name, value)
-    return params
 
 
 def base_url(scheme: str, host: str, prefix: str) -> str:

@@ -17,6 +17,7 @@ __all__ = [
     "asgi_target",
     "checked_base_url",
     "engine_path",
+    "query_params",
     "split_target",
 ]
 
@@ -162,3 +163,33 @@ def asgi_response_headers(response: Response) -> list[tuple[bytes, bytes]]:
     if status >= 200 and status not in _NO_LENGTH and not length:
         headers.append((b"content-length", b"%d" % len(response["body"])))
     return headers
+
+
+def query_params(query_string: str) -> dict[str, str]:
+    """Query parameters as ``str -> str``, keeping the first value of a repeated name.
+
+    What ``urllib.parse.parse_qsl(query_string, keep_blank_values=True)`` gives (the
+    HTML form encoding: ``&`` separates, ``+`` is a space, ``%XX`` is a UTF-8 byte, an
+    invalid sequence becomes U+FFFD), in one pass with no work for what holds no escape.
+    """
+    params: dict[str, str] = {}
+    if not query_string:
+        return params
+    for part in query_string.split("&"):
+        if not part:
+            continue
+        name, _, value = part.partition("=")
+        if "%" in name or "+" in name:
+            name = _unquote(name)
+        if "%" in value or "+" in value:
+            value = _unquote(value)
+        params.setdefault(name, value)
+    return params
+
+
+def _unquote(text: str) -> str:
+    """``parse_qsl``'s decoding of one name or value."""
+    text = text.replace("+", " ")
+    if text.isascii():  # what unquote does with an ASCII string, without its regex split
+        return unquote_to_bytes(text).decode("utf-8", "replace")
+    return unquote(text)

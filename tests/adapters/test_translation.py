@@ -10,12 +10,16 @@ import asyncio
 import json
 import threading
 from typing import Any
+from urllib.parse import parse_qsl
 
 import pytest
 from adapter_clients import ADAPTERS, HOST, PREFIX
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from scim2_core import Options, Request, Response
 from scim2_core.asgi import ASGIApp
+from scim2_core.serving import query_params
 from scim2_core.wsgi import WSGIApp
 
 
@@ -437,3 +441,18 @@ def test_django_body_read_by_middleware_and_upload_limit(
         assert (LOGGED, engine.requests[0]["body"]) == ([BODY], BODY)
     else:  # Django's own limit is the smaller one: a SCIM 413 that says so
         assert json.loads(r.content)["detail"] == "The request body exceeds 10 bytes."
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    query=st.lists(
+        st.sampled_from([*"ab=&+%;~ é\u00ff", "%20", "%2", "%C3%A9", "%ff", "%zz"]), max_size=25
+    ).map("".join)
+)
+def test_query_parameters_read_as_the_form_encoding_does(query: str) -> None:
+    """Every transport decodes the query string as ``parse_qsl`` does (``+`` a space, ``%XX``
+    a UTF-8 byte, U+FFFD for an invalid one), keeping the first value of a repeated name."""
+    expected: dict[str, str] = {}
+    for name, value in parse_qsl(query, keep_blank_values=True):
+        expected.setdefault(name, value)
+    assert query_params(query) == expected
