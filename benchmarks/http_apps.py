@@ -15,16 +15,21 @@ import json
 import os
 from typing import Any
 
-from scim2_core import Engine, bearer_tokens
+from scim2_core import Engine, Options, bearer_tokens
 from scim2_core.backends import SQLBackend
 
 PREFIX = "/scim/v2"
 
 
 def engine() -> Engine:
-    """The engine every app serves: SQLBackend on the prepared SQLite file (serve's default)."""
+    """The engine every app serves: SQLBackend on the prepared SQLite file (serve's default);
+    ``SCIM_BENCH_READ_CACHE_BYTES``, when set, is its ``Options.read_cache_bytes`` (0: every
+    read goes to the database)."""
     backend = SQLBackend(f"sqlite:///{os.environ['SCIM_BENCH_DB']}")
-    return Engine(backend, authenticate=bearer_tokens([os.environ["SCIM_BENCH_TOKEN"]]))
+    kept = os.environ.get("SCIM_BENCH_READ_CACHE_BYTES")
+    options = Options() if kept is None else Options(read_cache_bytes=int(kept))
+    token = os.environ["SCIM_BENCH_TOKEN"]
+    return Engine(backend, authenticate=bearer_tokens([token]), options=options)
 
 
 def hello() -> dict[str, Any]:

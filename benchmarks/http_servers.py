@@ -12,6 +12,11 @@ within the same run, the hello-world and the SCIM request, for two requests:
 * ``GET /Users/{id}`` (RFC 7644 §3.4.1);
 * ``GET /Users?filter=userName eq "..."`` (RFC 7644 §3.4.2.2; a one-resource ListResponse).
 
+wrk asks the same request again and again, so with the engine's defaults every SCIM answer
+after the first comes from the answers it keeps while the database has not changed
+(``Options.read_cache_bytes``, docs/backends.md); ``--read-cache-bytes 0`` measures every
+request read from the database.
+
 Reported: requests per second of each, and the ratio SCIM / hello-world (the median of the
 rounds' ratios); the target is >= 0.6 for every stack. ``--baseline DIR`` (a checkout of
 the code before a change, ``git worktree add --detach DIR main``) serves the same stack a
@@ -344,6 +349,13 @@ def main() -> None:
     parser.add_argument(
         "--baseline", type=Path, default=None, help="a checkout of the code before a change"
     )
+    parser.add_argument(
+        "--read-cache-bytes",
+        type=int,
+        default=None,
+        help="the engine's Options.read_cache_bytes (default: its default); 0: every GET is "
+        "read from the database, as a request never asked before is",
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("benchmarks/http_servers.py needs wrk: apt-get install -y wrk")
@@ -364,6 +376,8 @@ def main() -> None:
             "SCIM_BENCH_TOKEN": TOKEN,
             "SCIM_BENCH_HELLO": json.dumps(documents),
         }
+        if args.read_cache_bytes is not None:
+            env["SCIM_BENCH_READ_CACHE_BYTES"] = str(args.read_cache_bytes)
         for i, stack in enumerate(stacks, 1):
             print(f"[{i}/{len(stacks)}] {stack.name}", file=sys.stderr, flush=True)
             results += measure(stack, args, env, port, paths)
