@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import json
+import tracemalloc
 from collections.abc import Callable
 from typing import Any
 
@@ -136,3 +138,21 @@ def assert_error(result: Result, status: int, scim_type: str | None = None) -> N
     assert result.json["status"] == str(status)
     assert isinstance(result.json["detail"], str) and result.json["detail"]
     assert result.json.get("scimType") == scim_type, result
+
+
+def bytes_grown(ask: Callable[[int], None], warm_up: int, measured: int) -> int:
+    """How many bytes the process holds more after ``ask(i)`` for ``measured`` new values of
+    ``i`` than before them, once ``warm_up`` calls have allocated what is allocated once."""
+    for i in range(warm_up):
+        ask(i)
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.take_snapshot()
+        for i in range(warm_up, warm_up + measured):
+            ask(i)
+        gc.collect()
+        after = tracemalloc.take_snapshot()
+    finally:
+        tracemalloc.stop()
+    return sum(s.size_diff for s in after.compare_to(before, "filename"))

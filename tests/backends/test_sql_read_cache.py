@@ -4,11 +4,9 @@ through another engine on the same file (another server) and from another proces
 
 from __future__ import annotations
 
-import gc
 import subprocess
 import sys
 import textwrap
-import tracemalloc
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -19,7 +17,7 @@ from hypothesis import strategies as st
 
 from scim2_core import ConfigurationError, Engine, Options, Principal
 from scim2_core.backends import SQLBackend
-from tests.helpers import PATCH_OP, Result, call, create_group, create_user
+from tests.helpers import PATCH_OP, Result, bytes_grown, call, create_group, create_user
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -219,16 +217,7 @@ def test_what_is_kept_stays_within_its_budget(db: Path) -> None:
             answer = call(engine, "GET", "/Users", query={"filter": text})
             assert answer.json["totalResults"] == 0
 
-        for i in range(20):
-            ask(i)
-        gc.collect()
-        tracemalloc.start()
-        before = tracemalloc.take_snapshot()
-        for i in range(20, 2020):
-            ask(i)
-        gc.collect()
-        grown = sum(s.size_diff for s in tracemalloc.take_snapshot().compare_to(before, "filename"))
-        tracemalloc.stop()
+        grown = bytes_grown(ask, 20, 2000)
         # 2,000 distinct ~1 KiB requests: kept, they would hold over 2 MiB. The filter
         # cache holds its own share (tests/engine/test_memory_bounds.py).
         assert grown < budget + 1_200_000, grown

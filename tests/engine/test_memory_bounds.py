@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import gc
-import tracemalloc
-
-from tests.helpers import call, make_engine, user_body
+from tests.helpers import bytes_grown, call, make_engine, user_body
 
 
 def test_long_ever_changing_attribute_lists_do_not_grow_the_engine() -> None:
@@ -18,16 +15,7 @@ def test_long_ever_changing_attribute_lists_do_not_grow_the_engine() -> None:
         assert answer.status == 200
         assert answer.json["userName"] == "alice"
 
-    for i in range(20):  # warm up what is allocated once
-        ask(i)
-    gc.collect()
-    tracemalloc.start()
-    before = tracemalloc.take_snapshot()
-    for i in range(20, 320):
-        ask(i)
-    gc.collect()
-    grown = sum(s.size_diff for s in tracemalloc.take_snapshot().compare_to(before, "filename"))
-    tracemalloc.stop()
+    grown = bytes_grown(ask, 20, 300)
     # 300 distinct 4 KiB attribute lists: kept, they would hold several MiB.
     assert grown < 500_000, grown
 
@@ -45,15 +33,6 @@ def test_long_ever_changing_filters_do_not_grow_the_engine() -> None:
         assert answer.status == 200
         assert answer.json["totalResults"] == 0
 
-    for i in range(20):
-        ask(i)
-    gc.collect()
-    tracemalloc.start()
-    before = tracemalloc.take_snapshot()
-    for i in range(20, 3020):
-        ask(i)
-    gc.collect()
-    grown = sum(s.size_diff for s in tracemalloc.take_snapshot().compare_to(before, "filename"))
-    tracemalloc.stop()
+    grown = bytes_grown(ask, 20, 3000)
     # 3,000 distinct 1 KiB filters, each kept parsed and rendered: over 6 MiB.
     assert grown < 3_000_000, grown
