@@ -150,6 +150,9 @@ class DjangoModelBackend(_Reads):
         #: ``{type: pk}``: every row of the type's model up to this (integer) primary key
         #: has its bookkeeping (see :meth:`_adopt`).
         self._adopted_upto: dict[str, int] = {}
+        #: ``{type: total}`` of the last listing: a window past its middle is read from
+        #: the index's end (a hint only: the statement counts again).
+        self._totals: dict[str, int] = {}
         #: Moves whenever a membership may have changed (``_touch``, the app's signals):
         #: groups read with a row are kept for ``groups_of`` only if it has not moved.
         self._epoch = 0
