@@ -502,6 +502,88 @@ def test_with_prepared_statements_on_postgresql_the_answers_are_the_same(pg_db: 
 # -- fewer round trips, the same answers ----------------------------------------------------
 
 
+def test_a_patch_writes_the_app_row_and_the_version_in_one_round_trip_on_postgresql(
+    engine: Engine, alias: str
+) -> None:
+    """The bookkeeping's UPDATE rides in the round trip of the UPDATE that the app's own
+    ``save()`` sends (PostgreSQL with Django's client-side binding); the version still
+    moves, the app's ``post_save`` receivers still run, If-Match still compares."""
+    from django.contrib.auth.models import User
+    from django.db import connections
+    from django.db.models.signals import post_save
+    from django.test.utils import CaptureQueriesContext
+
+    user = create_user(engine, "rider")
+    saved: list[tuple[bool, Any]] = []
+
+    def receiver(sender: Any, instance: Any, update_fields: Any = None, **kw: Any) -> None:
+        saved.append((instance.is_active, update_fields))
+
+    patch = {
+        "schemas": [PATCH_OP],
+        "Operations": [{"op": "replace", "path": "active", "value": False}],
+    }
+    post_save.connect(receiver, sender=User)
+    try:
+        with CaptureQueriesContext(connections[alias]) as queries:
+            answer = call(engine, "PATCH", f"/Users/{user['id']}", patch)
+    finally:
+        post_save.disconnect(receiver, sender=User)
+    assert answer.status == 200
+    assert answer.json["active"] is False
+    assert answer.json["meta"]["version"] != user["meta"]["version"]
+    assert saved == [(False, frozenset({"is_active"}))]
+    assert _user(alias, username="rider").is_active is False
+    updates = [q["sql"] for q in queries.captured_queries if q["sql"].startswith("UPDATE")]
+    if connections[alias].vendor == "postgresql":
+        [both] = updates
+        assert "scim2_core_django_scimresource" in both
+    else:
+        assert len(updates) == 2
+    got = call(engine, "GET", f"/Users/{user['id']}")
+    assert got.json["meta"]["version"] == answer.json["meta"]["version"]
+    assert got.json["active"] is False
+    stale = call(
+        engine,
+        "PATCH",
+        f"/Users/{user['id']}",
+        {**patch, "Operations": [{"op": "replace", "path": "active", "value": True}]},
+        headers={"if-match": user["meta"]["version"]},
+    )
+    assert stale.status == 412
+    assert _user(alias, username="rider").is_active is False
+
+
+def test_a_patch_whose_save_sends_statements_of_its_own_moves_the_version(
+    engine: Engine, alias: str
+) -> None:
+    """An app whose ``pre_save`` receiver (or ``save()`` override) sends statements of its
+    own: only the app row's UPDATE carries the bookkeeping's, exactly once."""
+    from django.contrib.auth.models import Group, User
+    from django.db.models.signals import pre_save
+
+    user = create_user(engine, "busy")
+    Group.objects.using(alias).create(name="Audit")
+
+    def receiver(sender: Any, instance: Any, **kw: Any) -> None:
+        Group.objects.using(alias).filter(name="Audit").update(name="Audit")
+
+    patch = {
+        "schemas": [PATCH_OP],
+        "Operations": [{"op": "replace", "path": "name.givenName", "value": "Busy"}],
+    }
+    pre_save.connect(receiver, sender=User)
+    try:
+        answer = call(engine, "PATCH", f"/Users/{user['id']}", patch)
+    finally:
+        pre_save.disconnect(receiver, sender=User)
+    assert answer.status == 200
+    got = call(engine, "GET", f"/Users/{user['id']}").json
+    assert got["meta"]["version"] == answer.json["meta"]["version"] != user["meta"]["version"]
+    assert got["name"]["givenName"] == "Busy"
+    assert _user(alias, username="busy").first_name == "Busy"
+
+
 def test_every_window_of_a_listing_is_the_same_read_from_either_end(
     engine: Engine, alias: str
 ) -> None:
