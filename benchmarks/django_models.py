@@ -7,6 +7,7 @@
     python benchmarks/django_models.py --baseline ../main                       # + main's backend
     python benchmarks/django_models.py --cpu                                    # CPU time, not wall
     python benchmarks/django_models.py --prepared postgresql://...    # prepared statements, both sides
+    python benchmarks/django_models.py --only PATCH --only "userName eq"      # some cases only
     python benchmarks/django_models.py --plot docs/img/django-models.png sqlite.json pg.json
 
 Both servers run in one Django project: the same settings, middleware (``startproject``'s
@@ -512,7 +513,14 @@ def _member_cases(
 # -- the run ---------------------------------------------------------------------------------
 
 
-def run(target: str, users: int, fraction: float, out: str | None, baseline: str | None) -> None:
+def run(
+    target: str,
+    users: int,
+    fraction: float,
+    out: str | None,
+    baseline: str | None,
+    only: list[str] | None = None,
+) -> None:
     if baseline:
         ALIASES.append("before")
     names = configure(target)
@@ -528,6 +536,8 @@ def run(target: str, users: int, fraction: float, out: str | None, baseline: str
         load(users, sides, client)
         rng = random.Random(11)
         for case in cases(users, client, fraction):
+            if only and not any(o in case.label for o in only):
+                continue
             medians = time_case(case, sides, users, rng)
             row: dict[str, Any] = {"case": case.label, "n": case.n, "median_s": medians}
             line = f"{case.label:70s} n={case.n:4d}"
@@ -631,6 +641,11 @@ def main() -> None:
         "--fraction", type=float, default=1.0, help="run this fraction of each case's requests"
     )
     parser.add_argument(
+        "--only",
+        action="append",
+        help="run only the cases whose label contains this text (repeatable)",
+    )
+    parser.add_argument(
         "--prepared",
         action="store_true",
         help="PostgreSQL: server-side binding and prepared statements on every side's database "
@@ -646,7 +661,7 @@ def main() -> None:
     fraction = 0.1 if args.quick else args.fraction
     if args.cpu:
         CLOCK[0] = time.process_time
-    run(args.target[0], users, fraction, args.out, args.baseline)
+    run(args.target[0], users, fraction, args.out, args.baseline, args.only)
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ class _Core:
     _types: dict[str, _Type]
     _local: threading.local
     _adopted_upto: dict[str, int]
+    _totals: dict[str, int]
     _epoch: int
     _events: DjangoEvents
     _sqlite_lock: threading.RLock

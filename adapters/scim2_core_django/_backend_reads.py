@@ -242,39 +242,88 @@ class _Reads(_Adoption):
         start = max(query.offset, 0)
         connection = sql.connection
         if query.count > 0 and start < _MAX_WINDOW:
-            limit = connection.ops.limit_offset_sql(start, start + min(query.count, _MAX_WINDOW))
-            params = [t.name, False, *sql.gparams, t.name, False]
+            # past the middle of the listing as last counted: walk the index from its end
+            backward = sql.window_desc is not None and start > self._totals.get(t.name, 0) // 2
+            statement = sql.window_desc if backward and sql.window_desc else sql.window
+            limit = sql.window_limit(start, min(query.count, _MAX_WINDOW), backward)
             with connection.cursor() as cursor:
-                cursor.execute(sql.window.format(limit), params)
+                params = [t.name, False, *sql.window_gparams, t.name, False]
+                cursor.execute(statement.format(limit), params)
                 raw = cursor.fetchall()
             if raw:
                 total, top = raw[0][0], raw[0][1]
+                self._totals[t.name] = total
                 if self._adopt(t, top):  # app rows made without signals: read again
                     return self._window(t, sql, query)
                 bks: dict[str, Any] = {}
                 rows: list[dict[str, Any]] = []
-                groups: dict[Any, list[dict[str, Any]] | None] = {}
+                held: list[Sequence[Any]] = []
                 width, names = sql.width, sql.row_names
                 end = width + len(names)
                 for r in raw:
                     values = _convert(r[2:], sql.read_conv, connection)
                     bk = _ReadBk(sql.bk_names, values[:width])
                     bks[bk.object_pk] = bk
-                    row = dict(zip(names, values[width:end], strict=True))
-                    rows.append(row)
-                    groups[row["pk"]] = _groups_read(values[end:])
-                found = self._read_rows(
-                    t, rows=rows, bks=bks, groups=groups if sql.groups else None, owned=True
-                )
+                    rows.append(dict(zip(names, values[width:end], strict=True)))
+                    held.append(values[end:])
+                groups: dict[Any, list[dict[str, Any]] | None] | None = None
+                if sql.group_keys:
+                    groups = self._window_groups(sql, rows, held)
+                elif sql.groups:
+                    groups = {r["pk"]: _groups_read(h) for r, h in zip(rows, held, strict=True)}
+                found = self._read_rows(t, rows=rows, bks=bks, groups=groups, owned=True)
                 return Page(total=total, resources=found)
         with connection.cursor() as cursor:
             cursor.execute(sql.count_top, [t.name, False])
             total, top = cursor.fetchone()
+        self._totals[t.name] = total
         if self._adopt(t, top):
             return self._window(t, sql, query)
         # RFC 7644 §3.4.2.4: past the last result, or count=0: the total alone (a window
         # that came back empty otherwise holds only rows the app deleted behind Django)
         return Page(total=total)
+
+    def _window_groups(
+        self, sql: _Statements, rows: Sequence[dict[str, Any]], held: Sequence[Sequence[Any]]
+    ) -> dict[Any, list[dict[str, Any]] | None]:
+        """``{pk: groups_of's entries, or None}`` of a window's rows from the primary keys
+        of the groups holding each (``held``: per row, one array per group type; see
+        ``_group_keys_columns``), resolved in one statement per group type for the whole
+        window. None for a row when one of its groups has no bookkeeping yet
+        (``groups_of`` then adopts it)."""
+        per_type: list[list[list[Any]]] = [[] for _ in sql.group_names]
+        for keys in held:
+            for k, value in enumerate(keys):
+                per_type[k].append(list(value or ()))
+        found: list[dict[Any, tuple[Any, Any]]] = []
+        with sql.connection.cursor() as cursor:
+            for (name, statement), lists in zip(sql.group_names, per_type, strict=True):
+                wanted = list(dict.fromkeys(pk for pks in lists for pk in pks))
+                known: dict[Any, tuple[Any, Any]] = {}
+                for chunk in _chunks(wanted):
+                    marks = ", ".join(["%s"] * len(chunk))
+                    cursor.execute(statement.format(marks), [name, False, *chunk])
+                    known.update((pk, (gid, shown)) for pk, gid, shown in cursor.fetchall())
+                found.append(known)
+        out: dict[Any, list[dict[str, Any]] | None] = {}
+        for i, row in enumerate(rows):
+            entries: list[dict[str, Any]] | None = []
+            for known, lists in zip(found, per_type, strict=True):
+                for pk in lists[i]:
+                    if pk not in known:
+                        continue  # the group went away since the window was read
+                    gid, shown = known[pk]
+                    if gid is None or entries is None:
+                        entries = None
+                        break
+                    entry: dict[str, Any] = {"value": gid}
+                    if isinstance(shown, str) and shown:
+                        entry["display"] = shown
+                    entries.append(entry)
+            if entries is not None:
+                entries.sort(key=lambda e: str(e["value"]))
+            out[row["pk"]] = entries
+        return out
 
     def _read_rows(
         self,

@@ -10,7 +10,7 @@ from typing import Any
 from django.core.exceptions import (  # type: ignore[import-untyped]
     ValidationError,
 )
-from django.db import IntegrityError, transaction  # type: ignore[import-untyped]
+from django.db import IntegrityError, connections, transaction  # type: ignore[import-untyped]
 from django.db.models import F  # type: ignore[import-untyped]
 from django.db.models.functions import (  # type: ignore[import-untyped]
     Lower,
@@ -39,10 +39,19 @@ class _Writes(_Filters):
 
     def _save_bk(self, t: _Type, bk: Any, names: Sequence[str]) -> None:
         """Write the bookkeeping row's columns ``names`` (one UPDATE, no queryset built)."""
-        sql = self._statements(t)
-        if sql is None:
+        statement = self._bk_update(t, bk, names)
+        if statement is None:
             bk.save(using=self.using, update_fields=names)
             return
+        with connections[self.using].cursor() as cursor:
+            cursor.execute(*statement)
+
+    def _bk_update(self, t: _Type, bk: Any, names: Sequence[str]) -> tuple[str, list[Any]] | None:
+        """``(UPDATE, params)`` writing the bookkeeping row's columns ``names``, or None
+        where the ORM's path is kept (see ``_statements``)."""
+        sql = self._statements(t)
+        if sql is None:
+            return None
         opts = self._resource._meta
         connection = sql.connection
         q = connection.ops.quote_name
@@ -50,8 +59,7 @@ class _Writes(_Filters):
             opts.get_field(name).get_db_prep_save(getattr(bk, name), connection) for name in names
         ]
         assignments = ", ".join(f"{q(opts.get_field(n).column)} = %s" for n in names)
-        with connection.cursor() as cursor:
-            cursor.execute(sql.save_bk.format(assignments), [*params, bk.pk])
+        return sql.save_bk.format(assignments), [*params, bk.pk]
 
     def _lock(self, t: _Type, id: str) -> tuple[Any, Any, _Groups]:
         """The bookkeeping row and the app's instance of ``id``, locked for the write
@@ -300,17 +308,34 @@ class _Writes(_Filters):
             instance.set_unusable_password()
         return changed
 
-    def _save(self, t: _Type, instance: Any, fields: list[str] | None) -> None:
+    def _save(
+        self,
+        t: _Type,
+        instance: Any,
+        fields: list[str] | None,
+        ride: tuple[str, list[Any]] | None = None,
+    ) -> bool:
+        """The app's ``save()`` (its overrides and signals run). ``ride``: a statement of
+        ours (the bookkeeping's UPDATE) sent in the round trip of the app row's UPDATE,
+        where the connection can (:func:`_can_ride`); returns whether it was."""
         # No savepoint: every caller runs in the write's transaction (``_write``) and lets
         # the error end it, so the whole write is rolled back.
+        rode: list[bool] = []
         try:
             with _own_save():
-                instance.save(using=self.using, update_fields=fields)
+                if ride is None or fields is None or not _can_ride(connections[self.using]):
+                    instance.save(using=self.using, update_fields=fields)
+                else:
+                    connection = connections[self.using]
+                    table = connection.ops.quote_name(t.model._meta.db_table)
+                    with connection.execute_wrapper(_Rider(table, ride, rode)):
+                        instance.save(using=self.using, update_fields=fields)
         except IntegrityError:
             # The app's own unique constraints (e.g. auth.User.username) hold too.
             raise UniquenessError(
                 f"A value of this {t.name} is already in use ({t.mapping.model})."
             ) from None
+        return bool(rode)
 
     def _check_columns_unique(self, t: _Type, resource: Mapping[str, Any], exclude_pk: Any) -> None:
         """Unique attributes held by fields: also compare with the app's own rows (which
@@ -396,3 +421,40 @@ class _Writes(_Filters):
                 )
             )
         return rows
+
+
+def _can_ride(connection: Any) -> bool:
+    """Whether a statement may be sent in the round trip of another on ``connection``:
+    PostgreSQL through psycopg 3 with client-side binding (Django's default), where
+    ``execute`` sends its text in the simple query protocol, which takes several
+    statements (server-side binding and SQLite take one)."""
+    if connection.vendor != "postgresql":
+        return False
+    from django.db.backends.postgresql.psycopg_any import (  # type: ignore[import-untyped]
+        is_psycopg3,
+    )
+
+    return bool(is_psycopg3 and not connection.settings_dict["OPTIONS"].get("server_side_binding"))
+
+
+class _Rider:
+    """A ``connection.execute_wrapper`` that sends ``statement`` after the first
+    ``UPDATE`` of ``table`` in one ``execute`` (one round trip instead of two); the
+    cursor reports the first statement's row count, which Django checks. ``rode`` gets
+    an item once it was sent."""
+
+    def __init__(self, table: str, statement: tuple[str, list[Any]], rode: list[bool]) -> None:
+        self.prefix = f"UPDATE {table} SET "
+        self.statement = statement
+        self.rode = rode
+
+    def __call__(
+        self, execute: Any, sql: str, params: Any, many: bool, context: Mapping[str, Any]
+    ) -> Any:
+        if self.rode or many or not isinstance(params, (list, tuple)):
+            return execute(sql, params, many, context)
+        if not sql.startswith(self.prefix) or ";" in sql:
+            return execute(sql, params, many, context)
+        extra, extra_params = self.statement
+        self.rode.append(True)
+        return execute(f"{sql}; {extra}", [*params, *extra_params], many, context)

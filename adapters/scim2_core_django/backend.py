@@ -150,6 +150,9 @@ class DjangoModelBackend(_Reads):
         #: ``{type: pk}``: every row of the type's model up to this (integer) primary key
         #: has its bookkeeping (see :meth:`_adopt`).
         self._adopted_upto: dict[str, int] = {}
+        #: ``{type: total}`` of the last listing: a window past its middle is read from
+        #: the index's end (a hint only: the statement counts again).
+        self._totals: dict[str, int] = {}
         #: Moves whenever a membership may have changed (``_touch``, the app's signals):
         #: groups read with a row are kept for ``groups_of`` only if it has not moved.
         self._epoch = 0
@@ -414,16 +417,15 @@ class DjangoModelBackend(_Reads):
         if keys_changed:
             self._check_columns_unique(t, new, instance.pk)
         row = _row_of(t, instance)
-        if changed:
-            self._save(t, instance, changed)
-            if any(t.fields[f].get_internal_type() not in _EXACT_TYPES for f in changed):
-                row = self._stored_row(t, instance.pk)  # as the database keeps it
+        # fields whose cleaned value is what the database keeps: hashed without reading back
+        exact = all(t.fields[f].get_internal_type() in _EXACT_TYPES for f in changed)
+        if changed and exact:
             bk.content_hash = _hash(row, t.fields)
         meta = new.get("meta") or {}
+        old_extras, old_created = bk.extras, bk.created
         bk.version = version_number(meta.get("version")) or bk.version
         bk.last_modified = meta.get("lastModified") or now()
         bk.created = meta.get("created") or bk.created
-        old_extras, old_created = bk.extras, bk.created
         bk.extras = _strip_meta(extras, unset)
         written = ["version", "last_modified", "content_hash"]
         written += [
@@ -431,7 +433,18 @@ class DjangoModelBackend(_Reads):
             for n, old in (("created", old_created), ("extras", old_extras))
             if getattr(bk, n) != old
         ]
-        self._save_bk(t, bk, written)
+        rode = False
+        if changed:
+            # the bookkeeping's UPDATE rides in the round trip of the app row's UPDATE
+            # that save() sends, when it is known before it (see ``_Rider``)
+            rode = self._save(
+                t, instance, changed, self._bk_update(t, bk, written) if exact else None
+            )
+            if not exact:
+                row = self._stored_row(t, instance.pk)  # as the database keeps it
+                bk.content_hash = _hash(row, t.fields)
+        if not rode:
+            self._save_bk(t, bk, written)
         if keys_changed:
             self._write_uniques(t, bk, new, replace=True)
         if bk.extras != old_extras:
