@@ -369,6 +369,14 @@ class SQLAlchemyBackend(Rows):
         t = self._type(tenant, rt)
         plan = self._plans[t.name]
         prepared = plan.prepared_by_id_groups if groups else None
+        if self._sqlite and (t.relation is None or not members):
+            fast = self._get_plain(t, plan, prepared or plan.prepared_by_id, id)
+            if fast is not None:
+                resource, read_row = fast
+                if resource is None:
+                    return None
+                n = len(plan.columns)
+                return resource, group_entries(read_row[n:]) if prepared else None
         with self._read() as link:
             # One statement, built at binding: the bookkeeping row and the app's row,
             # joined by primary key (and the groups holding it).
@@ -393,6 +401,10 @@ class SQLAlchemyBackend(Rows):
 
     def search(self, tenant: str | None, rt: ResourceType, query: SearchQuery) -> Page:
         t = self._type(tenant, rt)
+        if self._sqlite and t.relation is None and query.filter is not None and query.sort is None:
+            plain = self._unique_eq_plain(t, self._plans[t.name], query)
+            if plain is not None:
+                return plain
         with self._read() as link:
             plan = self._plans[t.name]
             if query.filter is not None and query.sort is None:

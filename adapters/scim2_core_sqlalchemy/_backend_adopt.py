@@ -49,9 +49,7 @@ class Adoption(Writes):
         if t.int_pk:
             moment = time.monotonic()
             if moment - t.checked < _FULL_CHECK_SECONDS:
-                largest = self._plans[t.name].prepared_largest_keys.first(link)
-                assert largest is not None
-                app_max, kept_max = largest
+                app_max, kept_max = self._largest_keys(link, t)
                 if app_max is None or (kept_max is not None and app_max <= kept_max):
                     return
                 conn = sa_conn(link)
@@ -91,6 +89,21 @@ class Adoption(Writes):
             )
         ]
         self._adopt_rows(conn, t, missing)
+
+    def _largest_keys(self, link: sa.Connection | Link, t: ModelType) -> tuple[Any, Any]:
+        """The largest primary key of the app's table of ``t`` and the largest adopted."""
+        largest = self._plans[t.name].prepared_largest_keys.first(link)
+        assert largest is not None
+        return largest[0], largest[1]
+
+    def _nothing_to_adopt(self, link: sa.Connection | Link, t: ModelType) -> bool:
+        """Whether :meth:`_adopt` would find nothing to do now, known without writing: its
+        quick check (an integer key, the full check not due) finds no new row of the app.
+        False when it cannot tell."""
+        if not t.int_pk or time.monotonic() - t.checked >= _FULL_CHECK_SECONDS:
+            return False
+        app_max, kept_max = self._largest_keys(link, t)
+        return app_max is None or (kept_max is not None and app_max <= kept_max)
 
     def _adopt_rows(
         self, conn: sa.Connection, t: ModelType, missing: Sequence[Mapping[str, Any]]

@@ -49,6 +49,61 @@ class Rows(Adoption):
         check for rows the app inserted (:meth:`_adopt`) runs only when nothing is found,
         and the statement again after it. (An empty page past the first leaves the count
         to the general path.)"""
+        statement = self._unique_eq_statement(t, plan, query)
+        if statement is None:
+            return None
+        prepared, params = statement
+        found = prepared.rows(conn, **params)
+        if not found:
+            if params["page_offset"] > 0:
+                return None
+            self._adopt(conn, t)
+            found = prepared.rows(conn, **params)
+            if not found:
+                return Page(total=0)
+        n = len(plan.columns)
+        return self._page(conn, t, plan, found, found[0][n], n + 1 if plan.groups else None)
+
+    def _unique_eq_plain(self, t: ModelType, plan: ReadPlan, query: SearchQuery) -> Page | None:
+        """SQLite, a type without members: :meth:`_unique_eq_page` when it writes nothing
+        (its rows unchanged by the app, or none and no new row of the app to adopt), in
+        the shortest way (as :meth:`_get_plain`); else None, and the general search runs.
+        """
+        statement = self._unique_eq_statement(t, plan, query)
+        if statement is None:
+            return None
+        link = self._scoped_link()
+        if link is not None:
+            return self._plain_page(link, t, plan, *statement)
+        with self._write_lock:
+            link = Link(self._reads, self._reads.raw_connection())
+            try:
+                return self._plain_page(link, t, plan, *statement)
+            finally:
+                link.close()
+
+    def _plain_page(
+        self, link: Link, t: ModelType, plan: ReadPlan, prepared: Prepared, params: dict[str, Any]
+    ) -> Page | None:
+        found = prepared.rows(link, **params)
+        if not found:
+            if params["page_offset"] == 0 and self._nothing_to_adopt(link, t):
+                return Page(total=0)
+            return None
+        fields = t.hash_fields
+        for values in found:
+            bk, row = plan.split(values)
+            if _hash(row, fields) != bk["content_hash"]:
+                return None  # moved by the app: the general read moves its version first
+        n = len(plan.columns)
+        groups_at = n + 1 if plan.groups else None
+        return self._page(link, t, plan, found, found[0][n], groups_at, refresh=False)
+
+    def _unique_eq_statement(
+        self, t: ModelType, plan: ReadPlan, query: SearchQuery
+    ) -> tuple[Prepared, dict[str, Any]] | None:
+        """The statement of :meth:`_unique_eq_page` and its parameters, or None when the
+        search is not a ``userName eq``."""
         f = query.filter
         assert f is not None
         if query.count <= 0 or query.offset >= _MAX_WINDOW:
@@ -75,18 +130,9 @@ class Rows(Adoption):
             prepared = self._unique_eq_prepared(plan, fast, condition)
             if shape is not None:
                 plan.unique_eq_shapes[shape] = (prepared, exact)
-        params["page_offset"] = offset = max(query.offset, 0)
+        params["page_offset"] = max(query.offset, 0)
         params["page_limit"] = min(query.count, _MAX_WINDOW)
-        found = prepared.rows(conn, **params)
-        if not found:
-            if offset > 0:
-                return None
-            self._adopt(conn, t)
-            found = prepared.rows(conn, **params)
-            if not found:
-                return Page(total=0)
-        n = len(plan.columns)
-        return self._page(conn, t, plan, found, found[0][n], n + 1 if plan.groups else None)
+        return prepared, params
 
     def _unique_eq_prepared(
         self, plan: ReadPlan, fast: str, condition: Callable[[], Any]
@@ -110,6 +156,8 @@ class Rows(Adoption):
         found: Sequence[Sequence[Any]],
         total: int,
         groups_at: int | None = None,
+        *,
+        refresh: bool = True,
     ) -> Page:
         """The page of the rows ``found`` (of :attr:`ReadPlan.columns`); with
         ``groups_at``, the position of their :attr:`ReadPlan.groups` columns (the page's
@@ -125,7 +173,7 @@ class Rows(Adoption):
             bks[bk["object_pk"]] = bk
             if groups is not None:
                 groups[bk["scim_id"]] = group_entries(values[groups_at:])
-        resources = self._read_rows(conn, t, pks, bks=bks, rows=rows, owned=True)
+        resources = self._read_rows(conn, t, pks, bks=bks, rows=rows, owned=True, refresh=refresh)
         return Page(total=total, resources=resources, groups=groups)
 
     def _index_page(
@@ -158,6 +206,49 @@ class Rows(Adoption):
             return None
         groups_at = len(plan.columns) if plan.prepared_index_page_groups else None
         return self._page(conn, t, plan, found, total, groups_at)
+
+    def _get_plain(
+        self, t: ModelType, plan: ReadPlan, by_id: Prepared, id: str
+    ) -> tuple[dict[str, Any] | None, Sequence[Any]] | None:
+        """SQLite: the read by id of a resource read without members, when it writes
+        nothing: ``(resource, the row read)``, ``(None, ())`` when there is no such
+        resource, or None when the read has more to do (the app changed the row: its
+        version moves first) and the caller's general read must run.
+
+        The most frequent request, so it takes the shortest way: ``by_id`` on the DB-API
+        connection of the request scope, else on one checked out of the app's pool for
+        this statement (under the backend's SQLite write lock, as every read), no
+        SQLAlchemy ``Connection`` and no read bookkeeping (a lone ``SELECT`` outside a
+        transaction is its own snapshot, and there is nothing to commit)."""
+        link = self._scoped_link()
+        if link is not None:
+            found = by_id.first(link, scim_id=id)
+        else:
+            with self._write_lock:
+                link = Link(self._reads, self._reads.raw_connection())
+                try:
+                    found = by_id.first(link, scim_id=id)
+                finally:
+                    link.close()
+        if found is None:
+            return None, ()
+        bk, row = plan.split(found)
+        if _hash(row, t.hash_fields) != bk["content_hash"]:
+            return None  # moved by the app: the general read moves the version first
+        extras = bk["extras"]
+        meta = extras.get("meta")
+        meta = dict(meta) if meta else {}
+        if UNSET in extras:
+            resource = t.bound.read(*_visible(row, extras), owned=True)
+        else:  # nothing to hide: the row and the extras just read are ours
+            resource = t.bound.read(row, extras, owned=True)
+        resource["id"] = bk["scim_id"]
+        meta.setdefault("resourceType", t.name)
+        meta["created"] = bk["created"]
+        meta["lastModified"] = bk["last_modified"]
+        meta["version"] = _version(bk["version"])
+        resource["meta"] = meta
+        return resource, found
 
     # One pass that joins a page's app rows, bookkeeping and members, each part read only
     # when the caller does not already hold it (the optional arguments): the branches are
