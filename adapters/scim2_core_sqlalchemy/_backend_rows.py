@@ -47,22 +47,38 @@ class Rows(Adoption):
 
         A row found is live and adopted (the statement joins the bookkeeping), so the
         check for rows the app inserted (:meth:`_adopt`) runs only when nothing is found,
-        and the statement again after it. (An empty page past the first leaves the count
-        to the general path.)"""
+        and the statement again after it. (An empty answer past the first page leaves the
+        count to the general path.)"""
         statement = self._unique_eq_statement(t, plan, query)
         if statement is None:
             return None
         prepared, params = statement
         found = prepared.rows(conn, **params)
         if not found:
-            if params["page_offset"] > 0:
+            if query.offset > 0:
                 return None
             self._adopt(conn, t)
             found = prepared.rows(conn, **params)
             if not found:
                 return Page(total=0)
-        n = len(plan.columns)
-        return self._page(conn, t, plan, found, found[0][n], n + 1 if plan.groups else None)
+        return self._unique_eq_window(conn, t, plan, query, found, refresh=True)
+
+    def _unique_eq_window(
+        self,
+        link: sa.Connection | Link,
+        t: ModelType,
+        plan: ReadPlan,
+        query: SearchQuery,
+        found: Sequence[Sequence[Any]],
+        *,
+        refresh: bool,
+    ) -> Page:
+        """The page of the row (or none) a ``userName eq`` found: it is all the matches,
+        so it is the total, and the page is cut from it in Python (RFC 7644 §3.4.2.4: an
+        ``startIndex`` past the results is an empty page with the total)."""
+        window = found[max(query.offset, 0) :][: query.count]
+        groups_at = len(plan.columns) if plan.groups else None
+        return self._page(link, t, plan, window, len(found), groups_at, refresh=refresh)
 
     def _unique_eq_plain(self, t: ModelType, plan: ReadPlan, query: SearchQuery) -> Page | None:
         """SQLite, a type without members: :meth:`_unique_eq_page` when it writes nothing
@@ -74,20 +90,26 @@ class Rows(Adoption):
             return None
         link = self._scoped_link()
         if link is not None:
-            return self._plain_page(link, t, plan, *statement)
+            return self._plain_page(link, t, plan, query, *statement)
         with self._write_lock:
             link = Link(self._reads, self._reads.raw_connection())
             try:
-                return self._plain_page(link, t, plan, *statement)
+                return self._plain_page(link, t, plan, query, *statement)
             finally:
                 link.close()
 
     def _plain_page(
-        self, link: Link, t: ModelType, plan: ReadPlan, prepared: Prepared, params: dict[str, Any]
+        self,
+        link: Link,
+        t: ModelType,
+        plan: ReadPlan,
+        query: SearchQuery,
+        prepared: Prepared,
+        params: dict[str, Any],
     ) -> Page | None:
         found = prepared.rows(link, **params)
         if not found:
-            if params["page_offset"] == 0 and self._nothing_to_adopt(link, t):
+            if query.offset <= 0 and self._nothing_to_adopt(link, t):
                 return Page(total=0)
             return None
         fields = t.hash_fields
@@ -95,9 +117,7 @@ class Rows(Adoption):
             bk, row = plan.split(values)
             if _hash(row, fields) != bk["content_hash"]:
                 return None  # moved by the app: the general read moves its version first
-        n = len(plan.columns)
-        groups_at = n + 1 if plan.groups else None
-        return self._page(link, t, plan, found, found[0][n], groups_at, refresh=False)
+        return self._unique_eq_window(link, t, plan, query, found, refresh=False)
 
     def _unique_eq_statement(
         self, t: ModelType, plan: ReadPlan, query: SearchQuery
@@ -130,21 +150,21 @@ class Rows(Adoption):
             prepared = self._unique_eq_prepared(plan, fast, condition)
             if shape is not None:
                 plan.unique_eq_shapes[shape] = (prepared, exact)
-        params["page_offset"] = max(query.offset, 0)
-        params["page_limit"] = min(query.count, _MAX_WINDOW)
         return prepared, params
 
     def _unique_eq_prepared(
         self, plan: ReadPlan, fast: str, condition: Callable[[], Any]
     ) -> Prepared:
-        """The page statement of a ``userName eq`` on the field ``fast``, compiled once."""
+        """The statement of a ``userName eq`` on the field ``fast``, compiled once: the
+        rows of :attr:`ReadPlan.columns` whose bookkeeping id is the one the unique index
+        holds for the value (a scalar subquery of a unique key: one row at most, hence no
+        ``ORDER BY``, window or count, which cost SQLite more than the probes), then the
+        groups holding each (a scalar subquery per group type: the engine renders them,
+        ``Page.groups``, without a second read)."""
         prepared = plan.unique_eq_pages.get(fast)
         if prepared is None:
-            order = (plan.r.c.created, self._compiler.collate(plan.r.c.scim_id))
-            window = plan.window([plan.live, condition()], order, total=True)
-            # The groups holding each user (a scalar subquery per group type) come along:
-            # the engine renders them (Page.groups) without a second read.
-            prepared = Prepared(window.add_columns(*plan.groups), plan.dialect)
+            rows = sa.select(*plan.columns, *plan.groups).select_from(plan.joined)
+            prepared = Prepared(rows.where(plan.live, condition()), plan.dialect)
             plan.unique_eq_pages[fast] = prepared
         return prepared
 
