@@ -69,7 +69,7 @@ from scim2_core.schema import AttrRef, ResourceType, now, version_number
 
 from ._backend_events import Events
 from ._backend_expressions import Compiler
-from ._backend_reads import GroupsOfPlan, Prepared, ReadPlan, group_entries
+from ._backend_reads import GroupsOfPlan, Link, Prepared, ReadPlan, group_entries
 from ._backend_rows import _MAX_WINDOW, Rows
 from ._backend_state import _chunks, _hash, copy_json
 from ._backend_tables import LAYOUT_VERSION, REPLACED_INDEXES, make_tables
@@ -369,16 +369,24 @@ class SQLAlchemyBackend(Rows):
         t = self._type(tenant, rt)
         plan = self._plans[t.name]
         prepared = plan.prepared_by_id_groups if groups else None
-        with self._read() as conn:
+        if self._sqlite and (t.relation is None or not members):
+            fast = self._get_plain(t, plan, prepared or plan.prepared_by_id, id)
+            if fast is not None:
+                resource, read_row = fast
+                if resource is None:
+                    return None
+                n = len(plan.columns)
+                return resource, group_entries(read_row[n:]) if prepared else None
+        with self._read() as link:
             # One statement, built at binding: the bookkeeping row and the app's row,
             # joined by primary key (and the groups holding it).
-            found = (prepared or plan.prepared_by_id).first(conn, scim_id=id)
+            found = (prepared or plan.prepared_by_id).first(link, scim_id=id)
             if found is None:
                 return None
             bk, row = plan.split(found)
             pk = row["_pk"]
             read = self._read_rows(
-                conn,
+                link,
                 t,
                 [pk],
                 bks={bk["object_pk"]: bk},
@@ -393,16 +401,21 @@ class SQLAlchemyBackend(Rows):
 
     def search(self, tenant: str | None, rt: ResourceType, query: SearchQuery) -> Page:
         t = self._type(tenant, rt)
-        with self._read() as conn:
+        if self._sqlite and t.relation is None and query.filter is not None and query.sort is None:
+            plain = self._unique_eq_plain(t, self._plans[t.name], query)
+            if plain is not None:
+                return plain
+        with self._read() as link:
             plan = self._plans[t.name]
             if query.filter is not None and query.sort is None:
-                by_key = self._unique_eq_page(conn, t, plan, query)
+                by_key = self._unique_eq_page(link, t, plan, query)
                 if by_key is not None:
                     return by_key
-            self._adopt(conn, t)
-            by_index = self._index_page(conn, t, plan, query)
+            self._adopt(link, t)
+            by_index = self._index_page(link, t, plan, query)
             if by_index is not None:
                 return by_index
+            conn = link.conn
             r, joined = plan.r, plan.joined
             where: list[Any] = [plan.live]
             params: dict[str, Any] = {}
@@ -410,7 +423,7 @@ class SQLAlchemyBackend(Rows):
                 expr = translate(query.filter, t.bound)
                 unique_eq = self._compiler.unique_eq(t, r, expr)
                 if unique_eq is not None:
-                    _, condition, params = unique_eq
+                    _, condition, params, _ = unique_eq
                     where.append(condition())
                 else:
                     where.append(self._compiler.cond(t, r, expr))
@@ -677,7 +690,7 @@ class SQLAlchemyBackend(Rows):
         plans = [p for member_plans in self._groups_plans.values() for p in member_plans]
         if not plans:
             return out
-        with self._read() as conn:
+        with self._read() as conn:  # prepared statements only: no SQLAlchemy connection
             # One statement per group type (built at binding): the members' bookkeeping,
             # the association rows, the groups and their bookkeeping, joined.
             for plan in plans:
@@ -716,7 +729,7 @@ class SQLAlchemyBackend(Rows):
                 rows = [
                     row
                     for chunk in _chunks(wanted)
-                    for row in conn.execute(
+                    for row in conn.conn.execute(
                         sa.select(r.c.scim_id, r.c.resource_type, r.c.object_pk).where(
                             r.c.scim_id.in_(chunk), r.c.deleted == sa.false()
                         )
@@ -733,10 +746,10 @@ class SQLAlchemyBackend(Rows):
                     found[texts[t.pk_text(pk)]] = name
         return found
 
-    def _app_keys(self, conn: sa.Connection, t: ModelType, pks: list[Any]) -> list[Any]:
+    def _app_keys(self, conn: Link, t: ModelType, pks: list[Any]) -> list[Any]:
         """Those of the primary keys ``pks`` that the app's table of ``t`` holds."""
         if len(pks) > _PREPARED_IDS:
-            return list(conn.execute(sa.select(t.pk).where(t.pk.in_(pks))).scalars())
+            return list(conn.conn.execute(sa.select(t.pk).where(t.pk.in_(pks))).scalars())
         n = len(pks)
         probe = self._prepared(
             ("app_keys", t.name, n),

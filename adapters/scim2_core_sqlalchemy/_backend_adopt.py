@@ -13,6 +13,7 @@ import sqlalchemy as sa
 
 from scim2_core.schema import now
 
+from ._backend_reads import Link, sa_conn
 from ._backend_state import _chunks, _dict, _hash
 from ._backend_writes import Writes, _visible
 from ._models import ModelType
@@ -34,7 +35,7 @@ class Adoption(Writes):
     def _row_hash(self, conn: sa.Connection, t: ModelType, pk: Any) -> str:
         return _hash(self._stored_row(conn, t, pk), t.hash_fields)
 
-    def _adopt(self, conn: sa.Connection, t: ModelType) -> None:
+    def _adopt(self, link: sa.Connection | Link, t: ModelType) -> None:
         """Give the app's rows without bookkeeping (inserted by the app) an id and version;
         forget the bookkeeping of rows the app deleted.
 
@@ -48,11 +49,10 @@ class Adoption(Writes):
         if t.int_pk:
             moment = time.monotonic()
             if moment - t.checked < _FULL_CHECK_SECONDS:
-                largest = self._plans[t.name].prepared_largest_keys.first(conn)
-                assert largest is not None
-                app_max, kept_max = largest
+                app_max, kept_max = self._largest_keys(link, t)
                 if app_max is None or (kept_max is not None and app_max <= kept_max):
                     return
+                conn = sa_conn(link)
                 k = r.alias()
                 above = sa.select(*self._select_fields(t)).where(
                     ~sa.exists(sa.select(sa.literal(1)).where(self._compiler.owner(t, k, t.pk)))
@@ -62,6 +62,7 @@ class Adoption(Writes):
                 self._adopt_rows(conn, t, [dict(row._mapping) for row in conn.execute(above)])
                 return
             t.checked = moment
+        conn = sa_conn(link)
         rows, kept = conn.execute(self._plans[t.name].counts).one()
         if rows == kept:
             return
@@ -88,6 +89,21 @@ class Adoption(Writes):
             )
         ]
         self._adopt_rows(conn, t, missing)
+
+    def _largest_keys(self, link: sa.Connection | Link, t: ModelType) -> tuple[Any, Any]:
+        """The largest primary key of the app's table of ``t`` and the largest adopted."""
+        largest = self._plans[t.name].prepared_largest_keys.first(link)
+        assert largest is not None
+        return largest[0], largest[1]
+
+    def _nothing_to_adopt(self, link: sa.Connection | Link, t: ModelType) -> bool:
+        """Whether :meth:`_adopt` would find nothing to do now, known without writing: its
+        quick check (an integer key, the full check not due) finds no new row of the app.
+        False when it cannot tell."""
+        if not t.int_pk or time.monotonic() - t.checked >= _FULL_CHECK_SECONDS:
+            return False
+        app_max, kept_max = self._largest_keys(link, t)
+        return app_max is None or (kept_max is not None and app_max <= kept_max)
 
     def _adopt_rows(
         self, conn: sa.Connection, t: ModelType, missing: Sequence[Mapping[str, Any]]

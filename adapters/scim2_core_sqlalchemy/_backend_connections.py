@@ -15,7 +15,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from ._backend_reads import Prepared
+from ._backend_reads import Link, Prepared
 from ._backend_state import State
 
 
@@ -55,25 +55,46 @@ class Connections(State):
             if scope.locked:
                 self._write_lock.release()
 
-    def _scoped(self) -> sa.Connection | None:
-        """The connection of the thread's request scope (checked out now if not yet), or
-        None outside one."""
+    def _scoped_link(self) -> Link | None:
+        """The :class:`Link` of the thread's request scope (its connection checked out of
+        the app's pool now if not yet), or None outside one."""
         scope: _Scope | None = getattr(self._local, "scope", None)
         if scope is None:
             return None
-        if scope.conn is None:
+        link = scope.link
+        if link is None:
             if self._sqlite:
                 self._write_lock.acquire()
                 scope.locked = True
-            scope.conn = self._reads.connect()
-        return scope.conn
+            link = scope.link = self._link()
+        return link
+
+    def _scoped(self) -> sa.Connection | None:
+        """The SQLAlchemy connection of the thread's request scope (checked out now if
+        not yet), or None outside one."""
+        link = self._scoped_link()
+        return None if link is None else link.conn
+
+    def _link(self) -> Link:
+        """A connection of the app's pool (:class:`Link`). On PostgreSQL its SQLAlchemy
+        ``Connection`` is made at once (it switches the reads to autocommit); on SQLite
+        only when a read needs more than the prepared statements (the common reads run
+        on the DB-API connection and never build one)."""
+        link = Link(self._reads, self._reads.raw_connection())
+        if not self._sqlite:
+            try:
+                link.conn  # noqa: B018 - made now: it sets the connection's autocommit
+            except BaseException:
+                link.close()
+                raise
+        return link
 
     def _wrote(self, conn: sa.Connection) -> None:
         """A read is about to write on ``conn`` (adopt rows, move a version): on
         PostgreSQL, open the transaction its writes share (the read ran without one); in a
         request scope on SQLite, commit when the read ends rather than with the request."""
         reading: _Reading | None = getattr(self._local, "reading", None)
-        if reading is None or reading.conn is not conn:
+        if reading is None or reading.link.made is not conn:
             return  # a write's own transaction, or the app's (its ORM events)
         if self._sqlite:
             scope: _Scope | None = getattr(self._local, "scope", None)
@@ -84,10 +105,12 @@ class Connections(State):
             conn.exec_driver_sql("BEGIN")
 
     @contextmanager
-    def _read(self) -> Iterator[sa.Connection]:
+    def _read(self) -> Iterator[Link]:
         """One read, on the request scope's connection or on one of its own (one
-        generator, not nested context managers: a ``GET`` runs two reads)."""
-        scoped = self._scoped()
+        generator, not nested context managers: a ``GET`` runs two reads). What it yields
+        runs prepared statements on the DB-API connection; ``.conn`` is the SQLAlchemy
+        ``Connection`` for anything else (made at the first use)."""
+        scoped = self._scoped_link()
         if scoped is not None:
             reading = self._start_reading(scoped)
             try:
@@ -97,7 +120,7 @@ class Connections(State):
                 raise
             self._finish_reading(reading)
             if reading.began or reading.dirty():
-                scoped.commit()
+                scoped.conn.commit()
             return
         # On SQLite a read may write (adopting rows, moving versions): it takes the write
         # lock too, so that it never waits on a writer while holding a read lock.
@@ -105,40 +128,48 @@ class Connections(State):
         if lock is not None:
             lock.acquire()
         try:
-            with self._reads.connect() as conn:
-                reading = self._start_reading(conn)
+            link = self._link()
+            try:
+                reading = self._start_reading(link)
                 try:
-                    yield conn
+                    yield link
                 except BaseException:
                     self._abort_reading(reading)
                     raise
                 self._finish_reading(reading)
-                conn.commit()  # a read may adopt the app's new rows or move versions
+                made = link.made
+                if made is not None:
+                    made.commit()  # a read may adopt the app's new rows or move versions
+            finally:
+                link.close()
         finally:
             if lock is not None:
                 lock.release()
 
-    def _start_reading(self, conn: sa.Connection) -> _Reading:
+    def _start_reading(self, link: Link) -> _Reading:
         """One read begins on ``conn``: what it writes is committed at its end (on
         PostgreSQL with the ``COMMIT`` of the transaction :meth:`_wrote` opened), or rolled
         back (:meth:`_abort_reading`)."""
         local = self._local
-        reading = _Reading(conn, getattr(local, "scope", None))
+        reading = _Reading(link, getattr(local, "scope", None))
         local.reading = reading
         return reading
 
     def _finish_reading(self, reading: _Reading) -> None:
         self._local.reading = None
         if reading.began:
-            reading.conn.exec_driver_sql("COMMIT")
+            reading.link.conn.exec_driver_sql("COMMIT")
 
     def _abort_reading(self, reading: _Reading) -> None:
         self._local.reading = None
         if reading.scope is not None:
             reading.scope.dirty = False
+        made = reading.link.made
+        if made is None:
+            return  # only prepared reads ran: nothing to undo
         if reading.began:
-            reading.conn.exec_driver_sql("ROLLBACK")
-        reading.conn.rollback()
+            made.exec_driver_sql("ROLLBACK")
+        made.rollback()
 
     @contextmanager
     def _write(self) -> Iterator[sa.Connection]:
@@ -188,10 +219,10 @@ class Connections(State):
 class _Reading:
     """One read of the backend (:meth:`SQLAlchemyBackend._reading`)."""
 
-    __slots__ = ("began", "conn", "scope")
+    __slots__ = ("began", "link", "scope")
 
-    def __init__(self, conn: sa.Connection, scope: _Scope | None) -> None:
-        self.conn = conn
+    def __init__(self, link: Link, scope: _Scope | None) -> None:
+        self.link = link
         self.scope = scope
         self.began = False  # PostgreSQL: the read opened a transaction to write
 
@@ -207,22 +238,23 @@ class _Reading:
 class _Scope:
     """One request's connection (:meth:`SQLAlchemyBackend.request_scope`)."""
 
-    __slots__ = ("conn", "dirty", "locked")
+    __slots__ = ("dirty", "link", "locked")
 
     def __init__(self) -> None:
-        self.conn: sa.Connection | None = None
+        self.link: Link | None = None
         self.dirty = False  # a read wrote: commit when it ends
         self.locked = False  # holds the backend's write lock (SQLite)
 
     def close(self, *, commit: bool) -> None:
-        conn = self.conn
-        if conn is None:
+        link = self.link
+        if link is None:
             return
+        conn = link.made
         try:
-            if conn.in_transaction():
+            if conn is not None and conn.in_transaction():
                 if commit:
                     conn.commit()
                 else:
                     conn.rollback()
         finally:
-            conn.close()
+            link.close()

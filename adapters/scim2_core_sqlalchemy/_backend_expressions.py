@@ -194,13 +194,14 @@ class Compiler:
 
     def unique_eq(
         self, mt: ModelType, r: Any, expr: Expr
-    ) -> tuple[str, Callable[[], Cond], dict[str, Any]] | None:
+    ) -> tuple[str, Callable[[], Cond], dict[str, Any], tuple[bool, bool]] | None:
         """A filter that is only ``eq`` on a unique text column without converter (an
-        IdP's ``userName eq "..."``) as ``(field, condition, parameters)``: ``condition()``
-        builds what :meth:`cond` builds for it (the unique probe, the guard, the
-        comparison) with the value as the bind parameters ``key`` and ``value``, the same
-        for every value, so that its statement is built and compiled once per field.
-        None for any other filter."""
+        IdP's ``userName eq "..."``) as ``(field, condition, parameters, exact)``:
+        ``condition()`` builds what :meth:`cond` builds for it (the unique probe, the
+        guard, the comparison) with the value as the bind parameters ``key`` and
+        ``value``, the same for every value, so that its statement is built and compiled
+        once per field; ``exact`` says whether each of the two is the value as given
+        (else lowercased: RFC 7643 §2.2 ``caseExact`` false). None for any other filter."""
         if not isinstance(expr, Cmp) or not isinstance(expr.target, Column):
             return None
         u = self._probe_unique(mt, expr)
@@ -234,7 +235,7 @@ class Compiler:
                 lhs == sa.bindparam("value", type_=sa.Text()),
             )
 
-        return field, condition, params
+        return field, condition, params, (u.ref.target.case_exact, exact)
 
     def leaf_test(self, v: Any, attr: Attribute, test: Cmp | Assigned | Present) -> Cond:
         """The test on one row ``v`` of the value index."""

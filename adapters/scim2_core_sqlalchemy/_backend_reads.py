@@ -28,7 +28,48 @@ from ._backend_expressions import Compiler
 from ._backend_tables import Tables
 from ._models import ModelType
 
-__all__ = ["GroupsOfPlan", "Prepared", "ReadPlan", "group_entries"]
+__all__ = ["GroupsOfPlan", "Link", "Prepared", "ReadPlan", "group_entries", "sa_conn"]
+
+
+class Link:
+    """One connection checked out of the app's pool for a read or a request: the
+    prepared statements (:class:`Prepared`) run on its DB-API connection, and the
+    SQLAlchemy :class:`~sqlalchemy.Connection` around it (:attr:`conn`) is made only when
+    a read needs one (building it and its bookkeeping costs more than a read by id on
+    SQLite). :meth:`close` returns the connection to the pool, whichever way it was used."""
+
+    __slots__ = ("dbapi", "engine", "fairy", "made")
+
+    def __init__(self, engine: sa.Engine, fairy: Any) -> None:
+        self.engine = engine
+        #: The pool's proxy of the connection, and the driver's connection behind it.
+        self.fairy = fairy
+        self.dbapi = fairy.dbapi_connection
+        #: The SQLAlchemy connection, once :attr:`conn` has made it.
+        self.made: sa.Connection | None = None
+
+    @property
+    def conn(self) -> sa.Connection:
+        """The SQLAlchemy connection on this link's connection (made at the first use)."""
+        made = self.made
+        if made is None:
+            made = self.made = sa.Connection(self.engine, connection=self.fairy)
+        return made
+
+    def close(self) -> None:
+        """Return the connection to the app's pool (which rolls back what is left open)."""
+        made = self.made
+        if made is not None:
+            made.close()
+        else:
+            self.fairy.close()
+
+
+def _dbapi(conn: sa.Connection | Link) -> Any:
+    """The driver's connection under ``conn``."""
+    if type(conn) is Link:
+        return conn.dbapi
+    return conn.connection.dbapi_connection  # type: ignore[union-attr]
 
 
 class Prepared:
@@ -63,26 +104,26 @@ class Prepared:
                 values[name] = proc(v)
         return tuple(values[n] for n in self.order) if self.order is not None else values
 
-    def run(self, conn: sa.Connection, **params: Any) -> int:
+    def run(self, conn: sa.Connection | Link, **params: Any) -> int:
         """Execute a statement that returns no rows; the number of rows it changed."""
-        cursor = conn.connection.cursor()
+        cursor = _dbapi(conn).cursor()
         try:
             cursor.execute(self.sql, self._args(params))
             return int(cursor.rowcount)
         finally:
             cursor.close()
 
-    def first(self, conn: sa.Connection, **params: Any) -> Sequence[Any] | None:
+    def first(self, conn: sa.Connection | Link, **params: Any) -> Sequence[Any] | None:
         """The first row, each value through its column type's result processor."""
         found = self.rows(conn, 1, **params)
         return found[0] if found else None
 
     def rows(
-        self, conn: sa.Connection, limit: int | None = None, /, **params: Any
+        self, conn: sa.Connection | Link, limit: int | None = None, /, **params: Any
     ) -> list[Sequence[Any]]:
         """The rows (at most ``limit``), each value through its column's result processor."""
         args = self._args(params)
-        cursor = conn.connection.cursor()
+        cursor = _dbapi(conn).cursor()
         try:
             cursor.execute(self.sql, args)
             raw = cursor.fetchall() if limit is None else cursor.fetchmany(limit)
@@ -137,6 +178,10 @@ class ReadPlan:
         #: The default-ordered page of ``<field> eq <value>`` on a unique column, per field
         #: (:meth:`Compiler.unique_eq`), compiled at its first use.
         self.unique_eq_pages: dict[str, Prepared] = {}
+        #: By path of a filter ``<path> eq "<string>"`` that takes that page: its
+        #: statement and whether the ``key`` and ``value`` parameters are the value as
+        #: given (else lowercased), learnt from its first translation.
+        self.unique_eq_shapes: dict[Any, tuple[Prepared, tuple[bool, bool]]] = {}
         kept = tables.resource
         #: The largest primary key of the app's table and the largest adopted one (with
         #: an integer key: rows above the second are the app's new rows).
@@ -367,7 +412,7 @@ class GroupsOfPlan:
             .label(name)
         )
 
-    def many(self, conn: sa.Connection, ids: Sequence[str]) -> list[Sequence[Any]]:
+    def many(self, conn: sa.Connection | Link, ids: Sequence[str]) -> list[Sequence[Any]]:
         """The rows of the members ``ids`` (at most a chunk of them), run like :attr:`one`."""
         prepared = self._many.get(len(ids))
         if prepared is None:
@@ -384,3 +429,9 @@ class GroupsOfPlan:
         if isinstance(name, str) and name:
             entry["display"] = name
         return entry
+
+
+def sa_conn(conn: sa.Connection | Link) -> sa.Connection:
+    """The SQLAlchemy connection of ``conn`` (made now if ``conn`` is a :class:`Link`
+    without one yet)."""
+    return conn.conn if isinstance(conn, Link) else conn

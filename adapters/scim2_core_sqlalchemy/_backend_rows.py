@@ -4,7 +4,7 @@ a fast path (``userName eq``, a page without filter or sort)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Final
 
 import sqlalchemy as sa
@@ -18,10 +18,12 @@ from scim2_core.backends import (
     SearchQuery,
     missing_members_error,
 )
+from scim2_core.filter import Compare
 from scim2_core.mapping import translate
 
 from ._backend_adopt import Adoption
-from ._backend_reads import Prepared, ReadPlan, group_entries
+from ._backend_expressions import UNSET
+from ._backend_reads import Link, Prepared, ReadPlan, group_entries, sa_conn
 from ._backend_state import _CHUNK, _chunks, _dict, _hash, _version
 from ._backend_writes import _PREPARED_IDS, _visible
 from ._models import ModelType
@@ -30,56 +32,152 @@ from ._models import ModelType
 #: (64-bit signed on SQLite and PostgreSQL) once added together.
 _MAX_WINDOW: Final = 2**62
 
+#: The longest value the unique index is probed with (:meth:`Compiler.unique_eq`).
+_PROBE_MAX: Final = 255
+
 
 class Rows(Adoption):
     """Reads of rows and pages (see the module docstring)."""
 
     def _unique_eq_page(
-        self, conn: sa.Connection, t: ModelType, plan: ReadPlan, query: SearchQuery
+        self, conn: sa.Connection | Link, t: ModelType, plan: ReadPlan, query: SearchQuery
     ) -> Page | None:
         """The page of a ``userName eq`` (an ``eq`` on a unique column, default order): one
         statement, compiled once per field, run on the cursor; None for any other search.
 
         A row found is live and adopted (the statement joins the bookkeeping), so the
         check for rows the app inserted (:meth:`_adopt`) runs only when nothing is found,
-        and the statement again after it. (An empty page past the first leaves the count
-        to the general path.)"""
-        assert query.filter is not None
-        if query.count <= 0 or query.offset >= _MAX_WINDOW:
+        and the statement again after it. (An empty answer past the first page leaves the
+        count to the general path.)"""
+        statement = self._unique_eq_statement(t, plan, query)
+        if statement is None:
             return None
-        unique_eq = self._compiler.unique_eq(t, plan.r, translate(query.filter, t.bound))
-        if unique_eq is None:
-            return None
-        fast, condition, params = unique_eq
-        prepared = plan.unique_eq_pages.get(fast)
-        if prepared is None:
-            order = (plan.r.c.created, self._compiler.collate(plan.r.c.scim_id))
-            window = plan.window([plan.live, condition()], order, total=True)
-            # The groups holding each user (a scalar subquery per group type) come along:
-            # the engine renders them (Page.groups) without a second read.
-            prepared = Prepared(window.add_columns(*plan.groups), plan.dialect)
-            plan.unique_eq_pages[fast] = prepared
-        params["page_offset"] = offset = max(query.offset, 0)
-        params["page_limit"] = min(query.count, _MAX_WINDOW)
+        prepared, params = statement
         found = prepared.rows(conn, **params)
         if not found:
-            if offset > 0:
+            if query.offset > 0:
                 return None
             self._adopt(conn, t)
             found = prepared.rows(conn, **params)
             if not found:
                 return Page(total=0)
-        n = len(plan.columns)
-        return self._page(conn, t, plan, found, found[0][n], n + 1 if plan.groups else None)
+        return self._unique_eq_window(conn, t, plan, query, found, refresh=True)
+
+    def _unique_eq_window(
+        self,
+        link: sa.Connection | Link,
+        t: ModelType,
+        plan: ReadPlan,
+        query: SearchQuery,
+        found: Sequence[Sequence[Any]],
+        *,
+        refresh: bool,
+    ) -> Page:
+        """The page of the row (or none) a ``userName eq`` found: it is all the matches,
+        so it is the total, and the page is cut from it in Python (RFC 7644 §3.4.2.4: an
+        ``startIndex`` past the results is an empty page with the total)."""
+        window = found[max(query.offset, 0) :][: query.count]
+        groups_at = len(plan.columns) if plan.groups else None
+        return self._page(link, t, plan, window, len(found), groups_at, refresh=refresh)
+
+    def _unique_eq_plain(self, t: ModelType, plan: ReadPlan, query: SearchQuery) -> Page | None:
+        """SQLite, a type without members: :meth:`_unique_eq_page` when it writes nothing
+        (its rows unchanged by the app, or none and no new row of the app to adopt), in
+        the shortest way (as :meth:`_get_plain`); else None, and the general search runs.
+        """
+        statement = self._unique_eq_statement(t, plan, query)
+        if statement is None:
+            return None
+        link = self._scoped_link()
+        if link is not None:
+            return self._plain_page(link, t, plan, query, *statement)
+        with self._write_lock:
+            link = Link(self._reads, self._reads.raw_connection())
+            try:
+                return self._plain_page(link, t, plan, query, *statement)
+            finally:
+                link.close()
+
+    def _plain_page(
+        self,
+        link: Link,
+        t: ModelType,
+        plan: ReadPlan,
+        query: SearchQuery,
+        prepared: Prepared,
+        params: dict[str, Any],
+    ) -> Page | None:
+        found = prepared.rows(link, **params)
+        if not found:
+            if query.offset <= 0 and self._nothing_to_adopt(link, t):
+                return Page(total=0)
+            return None
+        fields = t.hash_fields
+        for values in found:
+            bk, row = plan.split(values)
+            if _hash(row, fields) != bk["content_hash"]:
+                return None  # moved by the app: the general read moves its version first
+        return self._unique_eq_window(link, t, plan, query, found, refresh=False)
+
+    def _unique_eq_statement(
+        self, t: ModelType, plan: ReadPlan, query: SearchQuery
+    ) -> tuple[Prepared, dict[str, Any]] | None:
+        """The statement of :meth:`_unique_eq_page` and its parameters, or None when the
+        search is not a ``userName eq``."""
+        f = query.filter
+        assert f is not None
+        if query.count <= 0 or query.offset >= _MAX_WINDOW:
+            return None
+        # The shape of the filter (an ``eq`` of a string on one path) decides whether it
+        # takes this path and how its value becomes the parameters: known after the
+        # first request of each shape, without translating the filter again.
+        shape = f.path if type(f) is Compare and f.op == "eq" and type(f.value) is str else None
+        known = plan.unique_eq_shapes.get(shape) if shape is not None else None
+        prepared: Prepared | None
+        if known is not None and len(f.value) <= _PROBE_MAX:  # type: ignore[union-attr, arg-type]
+            value: str = f.value  # type: ignore[union-attr, assignment]
+            prepared, (key_exact, value_exact) = known
+            lowered = value.lower()
+            params: dict[str, Any] = {
+                "key": value if key_exact else lowered,
+                "value": value if value_exact else lowered,
+            }
+        else:
+            unique_eq = self._compiler.unique_eq(t, plan.r, translate(f, t.bound))
+            if unique_eq is None:
+                return None
+            fast, condition, params, exact = unique_eq
+            prepared = self._unique_eq_prepared(plan, fast, condition)
+            if shape is not None:
+                plan.unique_eq_shapes[shape] = (prepared, exact)
+        return prepared, params
+
+    def _unique_eq_prepared(
+        self, plan: ReadPlan, fast: str, condition: Callable[[], Any]
+    ) -> Prepared:
+        """The statement of a ``userName eq`` on the field ``fast``, compiled once: the
+        rows of :attr:`ReadPlan.columns` whose bookkeeping id is the one the unique index
+        holds for the value (a scalar subquery of a unique key: one row at most, hence no
+        ``ORDER BY``, window or count, which cost SQLite more than the probes), then the
+        groups holding each (a scalar subquery per group type: the engine renders them,
+        ``Page.groups``, without a second read)."""
+        prepared = plan.unique_eq_pages.get(fast)
+        if prepared is None:
+            rows = sa.select(*plan.columns, *plan.groups).select_from(plan.joined)
+            prepared = Prepared(rows.where(plan.live, condition()), plan.dialect)
+            plan.unique_eq_pages[fast] = prepared
+        return prepared
 
     def _page(
         self,
-        conn: sa.Connection,
+        conn: sa.Connection | Link,
         t: ModelType,
         plan: ReadPlan,
         found: Sequence[Sequence[Any]],
         total: int,
         groups_at: int | None = None,
+        *,
+        refresh: bool = True,
     ) -> Page:
         """The page of the rows ``found`` (of :attr:`ReadPlan.columns`); with
         ``groups_at``, the position of their :attr:`ReadPlan.groups` columns (the page's
@@ -95,11 +193,11 @@ class Rows(Adoption):
             bks[bk["object_pk"]] = bk
             if groups is not None:
                 groups[bk["scim_id"]] = group_entries(values[groups_at:])
-        resources = self._read_rows(conn, t, pks, bks=bks, rows=rows, owned=True)
+        resources = self._read_rows(conn, t, pks, bks=bks, rows=rows, owned=True, refresh=refresh)
         return Page(total=total, resources=resources, groups=groups)
 
     def _index_page(
-        self, conn: sa.Connection, t: ModelType, plan: ReadPlan, query: SearchQuery
+        self, conn: sa.Connection | Link, t: ModelType, plan: ReadPlan, query: SearchQuery
     ) -> Page | None:
         """A page without filter or sort, cut on the bookkeeping's index and joined with
         the app's rows of the page only; None when the bookkeeping may hold rows the app
@@ -129,12 +227,55 @@ class Rows(Adoption):
         groups_at = len(plan.columns) if plan.prepared_index_page_groups else None
         return self._page(conn, t, plan, found, total, groups_at)
 
+    def _get_plain(
+        self, t: ModelType, plan: ReadPlan, by_id: Prepared, id: str
+    ) -> tuple[dict[str, Any] | None, Sequence[Any]] | None:
+        """SQLite: the read by id of a resource read without members, when it writes
+        nothing: ``(resource, the row read)``, ``(None, ())`` when there is no such
+        resource, or None when the read has more to do (the app changed the row: its
+        version moves first) and the caller's general read must run.
+
+        The most frequent request, so it takes the shortest way: ``by_id`` on the DB-API
+        connection of the request scope, else on one checked out of the app's pool for
+        this statement (under the backend's SQLite write lock, as every read), no
+        SQLAlchemy ``Connection`` and no read bookkeeping (a lone ``SELECT`` outside a
+        transaction is its own snapshot, and there is nothing to commit)."""
+        link = self._scoped_link()
+        if link is not None:
+            found = by_id.first(link, scim_id=id)
+        else:
+            with self._write_lock:
+                link = Link(self._reads, self._reads.raw_connection())
+                try:
+                    found = by_id.first(link, scim_id=id)
+                finally:
+                    link.close()
+        if found is None:
+            return None, ()
+        bk, row = plan.split(found)
+        if _hash(row, t.hash_fields) != bk["content_hash"]:
+            return None  # moved by the app: the general read moves the version first
+        extras = bk["extras"]
+        meta = extras.get("meta")
+        meta = dict(meta) if meta else {}
+        if UNSET in extras:
+            resource = t.bound.read(*_visible(row, extras), owned=True)
+        else:  # nothing to hide: the row and the extras just read are ours
+            resource = t.bound.read(row, extras, owned=True)
+        resource["id"] = bk["scim_id"]
+        meta.setdefault("resourceType", t.name)
+        meta["created"] = bk["created"]
+        meta["lastModified"] = bk["last_modified"]
+        meta["version"] = _version(bk["version"])
+        resource["meta"] = meta
+        return resource, found
+
     # One pass that joins a page's app rows, bookkeeping and members, each part read only
     # when the caller does not already hold it (the optional arguments): the branches are
     # those parts. Splitting it is on the list with the read-path speed work.
     def _read_rows(  # noqa: C901
         self,
-        conn: sa.Connection,
+        link: sa.Connection | Link,
         t: ModelType,
         pks: Sequence[Any],
         *,
@@ -155,8 +296,9 @@ class Rows(Adoption):
             return []
         r = self._tables.resource
         if rows is None:
-            rows = self._rows(conn, t, pks)
+            rows = self._rows(sa_conn(link), t, pks)
         if bks is None:
+            conn = sa_conn(link)
             found: dict[str, Mapping[str, Any]] = {}
             for chunk in _chunks([t.pk_text(pk) for pk in rows]):
                 for kept in conn.execute(
@@ -172,7 +314,7 @@ class Rows(Adoption):
         fresh_members = members is None  # read here: their dicts are ours to give
         if t.relation is not None:
             if members is None:
-                members = self._members_of(conn, t, list(rows))
+                members = self._members_of(link, t, list(rows))
             if members:
                 d = self._tables.display
                 rids = [bk["id"] for bk in bks.values()]
@@ -183,29 +325,38 @@ class Rows(Adoption):
                             d.c.resource_id == sa.bindparam("rid")
                         ),
                     )
-                    for rid, member_id, display in shown.rows(conn, rid=rids[0]):
+                    for rid, member_id, display in shown.rows(link, rid=rids[0]):
                         displays[(rid, member_id)] = display
                     rids = []
                 for chunk in _chunks(rids):
-                    for rid, member_id, display in conn.execute(
-                        sa.select(d.c.resource_id, d.c.member_id, d.c.display).where(
-                            d.c.resource_id.in_(chunk)
+                    for rid, member_id, display in (
+                        sa_conn(link)
+                        .execute(
+                            sa.select(d.c.resource_id, d.c.member_id, d.c.display).where(
+                                d.c.resource_id.in_(chunk)
+                            )
                         )
-                    ).all():
+                        .all()
+                    ):
                         displays[(rid, member_id)] = display
         out = []
+        fields, read = t.hash_fields, t.bound.read
         for pk in pks:
-            values = rows.get(pk)
-            bk = bks.get(t.pk_text(pk)) if values is not None else None
-            if values is None or bk is None:
+            row = rows.get(pk)
+            bk = bks.get(str(pk)) if row is not None else None  # ModelType.pk_text
+            if row is None or bk is None:
                 continue
-            row = values
             if refresh:
-                digest = _hash(row, t.hash_fields)
+                digest = _hash(row, fields)
                 if digest != bk["content_hash"]:
-                    bk = self._app_changed(conn, t, bk, row, digest)
-            meta = dict(bk["extras"].get("meta") or {})
-            resource = t.bound.read(*_visible(row, bk["extras"]), owned=owned)
+                    bk = self._app_changed(sa_conn(link), t, bk, row, digest)
+            extras = bk["extras"]
+            meta = extras.get("meta")
+            meta = dict(meta) if meta else {}
+            if UNSET in extras or not owned:
+                resource = read(*_visible(row, extras), owned=owned)
+            else:  # nothing to hide or copy: the row and the extras just read are ours
+                resource = read(row, extras, owned=True)
             resource["id"] = bk["scim_id"]
             if t.relation is not None and members and members.get(pk):
                 listed = [m for _, m in members[pk]]
@@ -240,7 +391,7 @@ class Rows(Adoption):
 
     def _members_of(
         self,
-        conn: sa.Connection,
+        link: sa.Connection | Link,
         t: ModelType,
         group_pks: list[Any],
         *,
@@ -261,20 +412,21 @@ class Rows(Adoption):
             named = set(only)
             return {
                 gpk: [e for e in entries if e[1]["value"] in named]
-                for gpk, entries in self._members_of(conn, t, group_pks).items()
+                for gpk, entries in self._members_of(link, t, group_pks).items()
             }
         if only is None:
-            self._adopt(conn, member_t)
+            self._adopt(link, member_t)
             one = self._member_reads.get(t.name)
             if one is not None and len(group_pks) == 1:  # a read of one group
                 gpk = group_pks[0]
                 kind = rel.member_type
-                rows = one.rows(conn, gpk=gpk)
+                rows = one.rows(link, gpk=gpk)
                 if rows:
                     out[gpk] = [(rid, {"value": sid, "type": kind}) for rid, sid in rows]
                 return out
         elif not only:
             return out
+        conn = sa_conn(link)
         for chunk in _chunks(group_pks):
             q = (
                 sa.select(rel.group_col, r.c.id, r.c.scim_id)

@@ -163,3 +163,34 @@ def test_groups_named_only_in_the_bookkeeping_keep_their_display(engine: sa.Engi
         backend.close()
         backend._tables.metadata.drop_all(engine)
         _Base.metadata.drop_all(engine)
+
+
+def test_reads_by_id_and_user_name_see_raw_sql_changes_and_give_back_their_connection(
+    engine: sa.Engine, backend: SQLAlchemyBackend
+) -> None:
+    # A GET by id and a `userName eq` take a short way when they write nothing; a row the
+    # app changed behind SCIM's back (raw SQL, no ORM event) still gets a new version first
+    # (RFC 7644 §3.14), the same one for both reads, and every connection goes back to the
+    # app's pool, inside a request or not.
+    scim = Engine(backend)
+    (ann,) = _people(scim, ["ann"])
+    before = backend.get(None, USERS, ann)
+    assert before is not None
+    assert _by_name(backend, "ANN").resources == [before]
+    assert backend.get_without_members(None, USERS, ann) == before
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE app_account SET first_name = 'Annie'"))
+    found = _by_name(backend, "ann").resources
+    assert [r["name"]["givenName"] for r in found] == ["Annie"]
+    assert found[0]["meta"]["version"] != before["meta"]["version"]
+    assert backend.get(None, USERS, ann) == found[0]
+    _, shown, _ = call(scim, "GET", f"/Users/{ann}")
+    assert shown["meta"]["version"] == found[0]["meta"]["version"]
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE app_account SET last_name = 'Lee'"))
+    _, shown, _ = call(scim, "GET", f"/Users/{ann}")
+    assert shown["name"]["familyName"] == "Lee"
+    assert shown["meta"]["version"] != found[0]["meta"]["version"]
+    assert _by_name(backend, "nobody").total == 0
+    assert backend.get(None, USERS, "no-such-id") is None
+    assert engine.pool.checkedout() == 0  # type: ignore[attr-defined]
