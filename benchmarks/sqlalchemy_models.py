@@ -51,7 +51,7 @@ import scim2_models
 import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from scim2_core import Engine
+from scim2_core import Engine, Options
 from scim2_core.backends import Backend, MemberRows, SearchQuery, SQLBackend
 from scim2_core.filter import bind, parse_filter
 from scim2_core.mapping import Field, Members, ResourceMapping
@@ -383,7 +383,11 @@ def run(name: str, app_url: str, sql_url: str, users: int, queries: int) -> Resu
     Base.metadata.create_all(engine)
     models = SQLAlchemyBackend(engine, MAPPINGS, models=[User, Team])
     sql = SQLBackend(sql_url)
-    scim_a, scim_b = Engine(models), Engine(sql)  # each binds its backend
+    # Each binds its backend. Every read goes to the backend on both sides: SQLBackend's
+    # engine would otherwise answer a GET asked again from the answers it keeps on SQLite
+    # (Options.read_cache_bytes), and this compares the backends' reads.
+    reads = Options(read_cache_bytes=0)
+    scim_a, scim_b = Engine(models, options=reads), Engine(sql, options=reads)
     print(f"\n{name}, {users} users: loading...", flush=True)
     start = time.perf_counter()
     app_ids = load_app(engine, models, users)
