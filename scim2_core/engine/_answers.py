@@ -47,9 +47,12 @@ def _key(ctx: Ctx) -> _Key | None:
         return None  # RFC 9110 §13.1.2: answered (200 or 304) against the version of now
     query = ctx.query
     if query:
-        if any(name.lower() == "cursor" for name in query):
-            return None  # RFC 9865 §2: each page carries a cursor that expires
-        if sum(len(name) + len(value) for name, value in query.items()) > LONGEST_QUERY:
+        size = 0
+        for name, value in query.items():
+            if name.lower() == "cursor":
+                return None  # RFC 9865 §2: each page carries a cursor that expires
+            size += len(name) + len(value)
+        if size > LONGEST_QUERY:
             return None
     segments = ctx.segments
     if segments and segments[0].lower() == "me":

@@ -32,6 +32,7 @@ __all__ = [
     "Authenticate",
     "Ctx",
     "LowerCaseHeaders",
+    "QueryParams",
     "authenticate",
     "check_method",
     "decode",
@@ -84,6 +85,14 @@ class LowerCaseHeaders(dict[str, str]):
     __slots__ = ()
 
 
+class QueryParams(dict[str, str]):
+    """Query parameters already as :class:`Ctx` keeps them: names and values decoded
+    strings, the first value of a repeated name. :func:`scim2_core.serving.query_params`
+    builds them so; :func:`decode` takes them as they are instead of copying them."""
+
+    __slots__ = ()
+
+
 def _header_map(headers: Any) -> dict[str, str]:
     if type(headers) is LowerCaseHeaders:
         return headers
@@ -107,8 +116,11 @@ def decode(request: Any) -> Ctx:
     if not isinstance(method, str) or not isinstance(path, str):
         raise InvalidSyntaxError("The request needs a method and a path.")
     query_in = request.get("query") or {}
+    query: dict[str, str]
     if not query_in:
-        query: dict[str, str] = {}
+        query = {}
+    elif type(query_in) is QueryParams:
+        query = query_in
     elif type(query_in) is dict or isinstance(query_in, Mapping):
         query = {str(k): v if isinstance(v, str) else str(v) for k, v in query_in.items()}
     else:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import Any
 from urllib.parse import unquote, unquote_to_bytes, urlsplit
 
 from .._errors import ConfigurationError
 from .._types import Response
 from .._urns import SCIM_MEDIA_TYPE
-from ..engine._request import LowerCaseHeaders
+from ..engine._request import LowerCaseHeaders, QueryParams
 
 __all__ = [
     "asgi_headers",
@@ -165,16 +166,33 @@ def asgi_response_headers(response: Response) -> list[tuple[bytes, bytes]]:
     return headers
 
 
+#: Query strings up to this long are decoded once and kept (:func:`query_params`).
+_KEPT_QUERY = 512
+
+
 def query_params(query_string: str) -> dict[str, str]:
     """Query parameters as ``str -> str``, keeping the first value of a repeated name.
 
     What ``urllib.parse.parse_qsl(query_string, keep_blank_values=True)`` gives (the
     HTML form encoding: ``&`` separates, ``+`` is a space, ``%XX`` is a UTF-8 byte, an
     invalid sequence becomes U+FFFD), in one pass with no work for what holds no escape.
+    The last 256 short query strings are kept decoded (an identity provider asks the same
+    ones again and again); each call returns a dict of its own.
     """
-    params: dict[str, str] = {}
     if not query_string:
-        return params
+        return QueryParams()
+    if len(query_string) <= _KEPT_QUERY:
+        return QueryParams(_kept_params(query_string))
+    return _decode_params(query_string)
+
+
+@lru_cache(maxsize=256)
+def _kept_params(query_string: str) -> QueryParams:
+    return _decode_params(query_string)
+
+
+def _decode_params(query_string: str) -> QueryParams:
+    params = QueryParams()
     for part in query_string.split("&"):
         if not part:
             continue

@@ -456,3 +456,11 @@ def test_query_parameters_read_as_the_form_encoding_does(query: str) -> None:
     for name, value in parse_qsl(query, keep_blank_values=True):
         expected.setdefault(name, value)
     assert query_params(query) == expected
+
+
+def test_query_parameters_of_a_query_asked_again_are_a_dict_of_their_own() -> None:
+    first = query_params("filter=userName%20eq%20%22bjensen%22&count=1")
+    first["count"] = "999"
+    first["extra"] = "x"
+    again = query_params("filter=userName%20eq%20%22bjensen%22&count=1")
+    assert again == {"filter": 'userName eq "bjensen"', "count": "1"}
