@@ -175,6 +175,8 @@ class _Reads(_Adoption):
         expr = translate(query.filter, t.bound)
         if not isinstance(expr, Cmp) or expr.op != "eq" or not isinstance(expr.value, str):
             return None
+        if not expr.value:  # an empty text: the general way (the statement assumes one)
+            return None
         target = expr.target
         if not isinstance(target, Column) or target.field not in sql.probe:
             return None
