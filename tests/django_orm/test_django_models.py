@@ -631,3 +631,27 @@ def test_the_extras_read_as_the_json_field_reads_them() -> None:
     for text in [None, *texts]:
         mine, theirs = _json_from_db(text, None, None), field.from_db_value(text, None, None)
         assert repr(mine) == repr(theirs), text
+
+
+def test_user_name_eq_answers_the_same_on_every_request_of_its_shape(
+    engine: Engine, alias: str
+) -> None:
+    """After the first ``userName eq``, later ones of that shape skip the filter's
+    translation: other values, other cases, the full path, other attributes (RFC 7644
+    §3.4.2.2, userName caseExact false) answer as before."""
+    ids = {n: create_user(engine, n, name={"familyName": n.upper()})["id"] for n in ("ann", "bob")}
+    urn = "urn:ietf:params:scim:schemas:core:2.0:User:userName"
+    for _ in range(2):
+        for text, expected in [
+            ('userName eq "ANN"', ["ann"]),
+            ('userName eq "bob"', ["bob"]),
+            (f'{urn} eq "Bob"', ["bob"]),
+            ('userName eq "carl"', []),
+            ('userName eq ""', []),
+            ('name.familyName eq "ANN"', ["ann"]),
+            ('userName eq "ann" or userName eq "bob"', ["ann", "bob"]),
+        ]:
+            found = call(engine, "GET", "/Users", query={"filter": text}).json
+            assert sorted(r["id"] for r in found.get("Resources", [])) == sorted(
+                ids[n] for n in expected
+            ), text
