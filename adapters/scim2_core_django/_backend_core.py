@@ -31,6 +31,8 @@ class _Core:
     _local: threading.local
     _adopted_upto: dict[str, int]
     _totals: dict[str, int]
+    #: ``{(type, filter path): (field, caseExact, unique label)}`` of ``_probe_search``
+    _probe_shapes: dict[tuple[str, Any], tuple[str, bool, str]]
     _epoch: int
     _events: DjangoEvents
     _sqlite_lock: threading.RLock

@@ -14,6 +14,7 @@ from django.db.models.functions import (  # type: ignore[import-untyped]
 )
 
 from scim2_core.backends import Page, SearchQuery
+from scim2_core.filter import Compare
 from scim2_core.mapping import Cmp, Column, translate
 
 from ._backend_adopt import _Adoption
@@ -165,31 +166,56 @@ class _Reads(_Adoption):
             groups[row["pk"]] = _groups_read(values[end:])
         return bks, rows, (groups if sql.groups else None)
 
-    def _probe_search(self, t: _Type, query: SearchQuery) -> Page | None:
-        """``attribute eq "value"`` on a unique attribute held by a text field (an IdP's
-        ``userName eq`` before each create): one statement through the unique index, the
-        field's own test deciding (RFC 7643 §2.1 caseExact); None for any other filter."""
-        sql = self._statements(t)
-        if sql is None or not sql.probe or query.filter is None:
-            return None
-        expr = translate(query.filter, t.bound)
+    def _probe_shape(self, t: _Type, f: Any) -> tuple[tuple[str, bool, str], str] | None:
+        """``((field, caseExact, unique label), value)`` of a filter :meth:`_probe_search`
+        answers (``eq`` of a string on a unique attribute held by a text field), from its
+        translation; None for any other filter."""
+        expr = translate(f, t.bound)
         if not isinstance(expr, Cmp) or expr.op != "eq" or not isinstance(expr.value, str):
             return None
         target = expr.target
-        if not isinstance(target, Column) or target.field not in sql.probe:
+        if not isinstance(target, Column):
             return None
-        bound = next((f for f in t.bound.fields if f.field == target.field), None)
+        bound = next((b for b in t.bound.fields if b.field == target.field), None)
         unique = next((u for u in t.uniques if u.field == target.field), None)
         attr = target.attribute
         if bound is None or bound.to_model is not None or unique is None or attr.type != "string":
             return None
         if attr.case_exact != unique.ref.target.case_exact:
             return None
-        value = expr.value if attr.case_exact else expr.value.lower()
-        params = [t.name, unique.label, value[:255], t.name, False, value]
-        bks, rows, groups = self._fetch(sql, sql.probe[target.field], params)
+        return (target.field, attr.case_exact, unique.label), expr.value
+
+    def _probe_search(self, t: _Type, query: SearchQuery) -> Page | None:
+        """``attribute eq "value"`` on a unique attribute held by a text field (an IdP's
+        ``userName eq`` before each create): one statement through the unique index, the
+        field's own test deciding (RFC 7643 §2.1 caseExact); None for any other filter."""
+        sql = self._statements(t)
+        f = query.filter
+        if sql is None or not sql.probe or f is None:
+            return None
+        # The filter's shape (an ``eq`` of a string on one path) decides whether it takes
+        # this way and how its value becomes the parameters: known after the first request
+        # of each shape, without translating the filter again.
+        shape = (t.name, f.path) if type(f) is Compare and f.op == "eq" else None
+        known = self._probe_shapes.get(shape) if shape is not None else None
+        if known is not None and type(f.value) is str:  # type: ignore[union-attr]
+            field, exact, label = known
+            text: str = f.value  # type: ignore[union-attr]
+        else:
+            shaped = self._probe_shape(t, f)
+            if shaped is None:
+                return None
+            (field, exact, label), text = shaped
+            if shape is not None and text == getattr(f, "value", None):
+                self._probe_shapes[shape] = (field, exact, label)
+        statement = sql.probe.get(field)
+        if statement is None or not text:  # empty: the general way (the statement assumes one)
+            return None
+        value = text if exact else text.lower()
+        params = [t.name, label, value[:255], t.name, False, value]
+        bks, rows, groups = self._fetch(sql, statement, params)
         if not rows and self._adopt(t):  # perhaps a row the app made without signals
-            bks, rows, groups = self._fetch(sql, sql.probe[target.field], params)
+            bks, rows, groups = self._fetch(sql, statement, params)
         total = len(rows)
         start = max(query.offset, 0)
         if query.count <= 0 or start >= total:

@@ -4,11 +4,18 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from ._backend_types import _INTEGER_PKS, _TEXT_FIELDS, _attname_field, _converters, _plain, _Type
+from ._backend_types import (
+    _INTEGER_PKS,
+    _JSON_LOADS,
+    _TEXT_FIELDS,
+    _attname_field,
+    _converters,
+    _plain,
+    _Type,
+)
 
 if TYPE_CHECKING:
     from ._backend_core import _Core
@@ -113,7 +120,8 @@ class _Statements:
         #: ``{}``: ``column = %s, ...``; params: their values, the bookkeeping row's pk
         self.save_bk = f"UPDATE {bk_table} SET {{}} WHERE {q(bk_model._meta.pk.column)} = %s"
         #: ``{field: statement}``: ``eq`` on a unique attribute's text field, through the
-        #: unique index (params: type, attribute, key, type, False, value)
+        #: unique index (params: type, attribute, key, type, False, value; the value is
+        #: never empty)
         self.probe: dict[str, str] = {}
         for u in t.uniques:
             if u.field is None or t.fields[u.field].get_internal_type() not in _TEXT_FIELDS:
@@ -131,9 +139,9 @@ class _Statements:
             )
             self.probe[u.field] = (
                 f"SELECT {bk_cols}, {row_cols}{gcols} FROM {join} "
-                f"WHERE b.{q(bk_model._meta.pk.column)} = ({taken}) AND {live} "
-                f"AND {column} IS NOT NULL AND {column} <> '' AND {test}"
-            )  # no ORDER BY: one row at most
+                f"WHERE b.{q(bk_model._meta.pk.column)} = ({taken}) AND {live} AND {test}"
+            )  # no ORDER BY: one row at most; run for a value that is not empty only, which
+            # the test then finds in no NULL or empty field (two tests fewer to plan)
         #: ``{}``: the ids' placeholders; params: ids, type, False: ``(id, app pk)`` of the
         #: live resources among ids whose app row exists (one statement, not two)
         self.pks_of = (
@@ -318,7 +326,7 @@ def _groups_read(values: Sequence[Any]) -> list[dict[str, Any]] | None:
     when a group has no bookkeeping yet: ``groups_of`` then adopts it)."""
     out: list[dict[str, Any]] = []
     for value in values:
-        for gid, name in json.loads(value) if value else ():
+        for gid, name in _JSON_LOADS(value) if value else ():
             if gid is None:
                 return None
             entry: dict[str, Any] = {"value": gid}

@@ -153,6 +153,7 @@ class DjangoModelBackend(_Reads):
         #: ``{type: total}`` of the last listing: a window past its middle is read from
         #: the index's end (a hint only: the statement counts again).
         self._totals: dict[str, int] = {}
+        self._probe_shapes: dict[tuple[str, Any], tuple[str, bool, str]] = {}
         #: Moves whenever a membership may have changed (``_touch``, the app's signals):
         #: groups read with a row are kept for ``groups_of`` only if it has not moved.
         self._epoch = 0

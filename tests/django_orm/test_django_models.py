@@ -602,3 +602,56 @@ def test_every_window_of_a_listing_is_the_same_read_from_either_end(
             assert [r["id"] for r in page.get("Resources", [])] == order[
                 start - 1 : start - 1 + count
             ], (start, count)
+
+
+def test_user_name_eq_an_empty_text_answers_like_any_other_value(
+    engine: Engine, alias: str
+) -> None:
+    """The unique index's statement runs for a value that is not empty; ``eq ""`` goes
+    the general way and finds no one here (RFC 7644 §3.4.2.2)."""
+    create_user(engine, "bjensen")
+    found = call(engine, "GET", "/Users", query={"filter": 'userName eq ""'})
+    assert found.status == 200
+    assert found.json["totalResults"] == 0
+    named = call(engine, "GET", "/Users", query={"filter": 'userName eq "BJensen"'}).json
+    assert named["totalResults"] == 1
+
+
+def test_the_extras_read_as_the_json_field_reads_them() -> None:
+    """The fixed statements' JSON reader gives what ``JSONField.from_db_value`` gives,
+    texts orjson refuses and texts that are not JSON included."""
+    from django.db import models
+
+    from scim2_core_django._backend_types import _json_from_db
+
+    field = models.JSONField()
+    texts = ['{"title": "x", "n": 1.5}', "[1, NaN]", '"\\ud800"', "not json", "1e400", "-0"]
+    texts += [str(n) for n in (1 << 63, -(1 << 63), 1 << 64, 1 << 70, -(1 << 70))]
+    texts += ['{"id": "' + str(1 << 70) + '"}', "[0.1, 1e-320, 123456789012345678]"]
+    for text in [None, *texts]:
+        mine, theirs = _json_from_db(text, None, None), field.from_db_value(text, None, None)
+        assert repr(mine) == repr(theirs), text
+
+
+def test_user_name_eq_answers_the_same_on_every_request_of_its_shape(
+    engine: Engine, alias: str
+) -> None:
+    """After the first ``userName eq``, later ones of that shape skip the filter's
+    translation: other values, other cases, the full path, other attributes (RFC 7644
+    §3.4.2.2, userName caseExact false) answer as before."""
+    ids = {n: create_user(engine, n, name={"familyName": n.upper()})["id"] for n in ("ann", "bob")}
+    urn = "urn:ietf:params:scim:schemas:core:2.0:User:userName"
+    for _ in range(2):
+        for text, expected in [
+            ('userName eq "ANN"', ["ann"]),
+            ('userName eq "bob"', ["bob"]),
+            (f'{urn} eq "Bob"', ["bob"]),
+            ('userName eq "carl"', []),
+            ('userName eq ""', []),
+            ('name.familyName eq "ANN"', ["ann"]),
+            ('userName eq "ann" or userName eq "bob"', ["ann", "bob"]),
+        ]:
+            found = call(engine, "GET", "/Users", query={"filter": text}).json
+            assert sorted(r["id"] for r in found.get("Resources", [])) == sorted(
+                ids[n] for n in expected
+            ), text
