@@ -108,9 +108,3 @@ class AnswerCache:
                 while self.kept > self.budget and entries:
                     self.kept -= entries.pop(next(iter(entries)))[3]  # the oldest kept
         return response
-
-    def clear(self) -> None:
-        """Forget every answer (the next read of each goes to the backend)."""
-        with self._lock:
-            self._entries.clear()
-            self.kept = 0
