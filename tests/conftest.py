@@ -9,6 +9,8 @@ the reason, except when ``CI=true``: then they fail, so CI never passes without 
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +18,39 @@ from pathlib import Path
 import pytest
 
 from tests import helpers
+
+# What the tests check never depends on a flush to disk: no test crashes the machine, and a
+# process killed with SIGKILL (tests/compliance/test_serve_durability.py) leaves what it
+# committed in the kernel's page cache and in PostgreSQL. Waiting for those flushes was half
+# of the suite's time (an SQLite commit ~6 ms, 28 commits per Django contract test), so:
+# - every PostgreSQL session the tests open, and the servers they start (libpq reads
+#   PGOPTIONS), commits without waiting for its WAL flush (``synchronous_commit=off``: a
+#   setting of the session only; the server's and the databases' settings are untouched, and
+#   isolation, locks and constraints are the same);
+# - the tests' temporary files (``tmp_path``: the SQLite databases) live on a RAM file system
+#   when the machine has one (pytest_configure below), where fsync returns at once.
+# The benchmarks run outside the tests and keep every flush.
+os.environ.setdefault("PGOPTIONS", "-c synchronous_commit=off")
+
+_made_basetemp: list[Path] = []
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest's tmp_path factory reads --basetemp
+def pytest_configure(config: pytest.Config) -> None:
+    """``tmp_path`` on the RAM file system when there is one (``helpers.ram_dir``), unless
+    ``--basetemp`` is given (xdist's workers get theirs from this process, below it)."""
+    ram = helpers.ram_dir()
+    if config.option.basetemp or ram is None:
+        return
+    made = Path(tempfile.mkdtemp(prefix="scim2-core-tests-", dir=ram))
+    _made_basetemp.append(made)
+    config.option.basetemp = str(made)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Give the RAM back (pytest keeps a run's files on disk, where they cost nothing)."""
+    for made in _made_basetemp:
+        shutil.rmtree(made, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

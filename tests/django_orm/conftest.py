@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import sys
-import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,13 +18,15 @@ import django
 import pytest
 from django.conf import settings
 
+from tests.helpers import scratch_dir
+
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "backends"))  # test_sql_differential's random filters
 
 PG_NAME = f"scim2dj_{uuid.uuid4().hex[:12]}"
 PG_URL = os.environ.get("SCIM2_CORE_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
-SQLITE_PATH = os.path.join(tempfile.mkdtemp(prefix="scim2dj-"), "test.db")
+SQLITE_PATH = str(scratch_dir("scim2dj-") / "test.db")
 
 INSTALLED_APPS = [
     "django.contrib.contenttypes",

@@ -4,7 +4,6 @@ their own (created once per session, dropped afterwards). Each test starts on em
 from __future__ import annotations
 
 import sys
-import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,10 +17,12 @@ sys.path.insert(0, str(HERE.parent / "backends"))  # test_sql_differential's ran
 
 from sa_app import EVENT_TABLES, Base, clean  # noqa: E402
 
+from tests.helpers import scratch_dir  # noqa: E402
+
 
 @pytest.fixture(scope="session")
 def sqlite_engine() -> Iterator[sa.Engine]:
-    path = Path(tempfile.mkdtemp(prefix="scim2sa-")) / "app.db"
+    path = scratch_dir("scim2sa-") / "app.db"
     engine = sa.create_engine(f"sqlite:///{path}")
     Base.metadata.create_all(engine)
     yield engine
