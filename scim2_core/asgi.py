@@ -51,6 +51,7 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 _Target = tuple[str | None, str | None]  # (authority, raw path) of the request target
+_READS = frozenset(("GET", "HEAD"))
 
 
 def _default_context(scope: Scope) -> Mapping[str, Any]:
@@ -187,7 +188,9 @@ class ASGIApp:
         request = self._request(scope, body, headers, target, mounted)
         engine = self.engine
         response: Response
-        if engine.never_blocks or (self.reads_on_loop and Workers.is_read(request)):
+        if engine.never_blocks or (
+            self.reads_on_loop and (method in _READS or Workers.is_read(request))
+        ):
             response = engine.handle(request)
         else:
             response = await self.workers.run(engine.handle, request)
@@ -216,14 +219,14 @@ class PrefixMount:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        root_path: str = scope.get("root_path", "")
+        mount = scope.get("root_path", "") + self.prefix
         target = asgi_target(scope)
         raw = target[1]
         if raw is None and scope["type"] == "http":
             # Not a path (``*``, ``host:443``): the mounted app answers it (400, closed).
             await self.app(scope, receive, send)
-        elif raw is not None and (path := engine_path(raw, root_path + self.prefix)) is not None:
-            mounted = {**scope, "root_path": root_path + self.prefix}
+        elif raw is not None and (path := engine_path(raw, mount)) is not None:
+            mounted = {**scope, "root_path": mount}
             if scope["type"] == "http" and type(self.app) is ASGIApp:
                 await self.app._http(mounted, receive, send, (target, path))  # found here
             else:
