@@ -16,7 +16,8 @@ Routing uses ``raw_path`` (the target as received) when the server provides it, 
 ``%2F`` inside a resource id never routes as ``/``. A request framed by both
 ``Content-Length`` and ``Transfer-Encoding``, a target that is not a path and a body not
 received within ``body_timeout`` seconds are answered with a SCIM Error and
-``Connection: close``.
+``Connection: close``. A ``GET`` or ``HEAD`` whose head announces no body (RFC 9112 §6.3) is
+answered without calling ``receive`` at all.
 """
 
 from __future__ import annotations
