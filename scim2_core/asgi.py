@@ -189,6 +189,9 @@ class ASGIApp:
         request = self._request(scope, body, headers, target, mounted)
         engine = self.engine
         response: Response
+        # A read on the loop (``reads_on_loop``) is spared the hop to a thread and back, and
+        # the loop and the workers no longer hand the GIL to each other around every
+        # statement, which costs more CPU than the read itself; writes always go to a worker.
         if engine.never_blocks or (
             self.reads_on_loop and (method in _READS or Workers.is_read(request))
         ):
