@@ -140,6 +140,24 @@ def test_the_mount_is_matched_as_its_segments_are(raw_path: str, prefix: str) ->
     assert engine_path(raw_path, prefix) == _engine_path_by_segments(raw_path, prefix)
 
 
+@pytest.mark.parametrize(
+    ("raw_path", "path"),
+    [
+        ("/scim/v2", "/"),
+        ("/scim/v2/", "/"),
+        ("/scim/v2/Users", "/Users"),
+        ("/scim/v2//Users", "//Users"),
+        ("/scim/v2x/Users", None),
+        ("/scim//v2/Users", None),
+        ("/scim", None),
+        ("/Users", None),
+    ],
+)
+def test_the_mount_matches_whole_segments_only(raw_path: str, path: str | None) -> None:
+    assert engine_path(raw_path, "/scim/v2") == path
+    assert engine_path(raw_path, "/scim/v2/") == path
+
+
 _NAME = st.sampled_from(
     [b"host", b"Host", b"authorization", b"AUTHORIZATION", b"x-request-id", b"accept", b"x-a"]
 )
