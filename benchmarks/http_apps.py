@@ -51,7 +51,11 @@ def raw_asgi() -> Any:
     and a raw ASGI hello-world."""
     from scim2_core.asgi import ASGIApp, PrefixMount
 
-    scim = PrefixMount(ASGIApp(engine()), PREFIX)
+    return _beside_hello(PrefixMount(ASGIApp(engine()), PREFIX))
+
+
+def _beside_hello(scim: Any) -> Any:
+    """The raw ASGI hello-world at ``/hello/...``, ``scim`` everywhere else."""
     answers = {}
     for kind, document in hello().items():
         body = json.dumps(document).encode()
@@ -71,6 +75,24 @@ def raw_asgi() -> Any:
             await send(answer[1])
 
     return app
+
+
+def serve_defaults() -> Any:
+    """``scim2-core serve`` as its defaults run it: the same raw ASGI app with the request
+    log (one text line a request, here to ``/dev/null``), the audit log (an entry a request,
+    stored with the data) and the rate limit (raised out of wrk's way, still counted), and
+    the raw ASGI hello-world answered before any of them."""
+    from scim2_core.observe._serve import log_requests_to
+    from scim2_core.serving._cli import _enable_events, _open_app, _parser, _served
+
+    db, token = os.environ["SCIM_BENCH_DB"], os.environ["SCIM_BENCH_TOKEN"]
+    argv = ["serve", "--db", f"sqlite:///{db}", "--token", token, "--rate-limit", "1e9"]
+    args = _parser().parse_args(argv)
+    scim_engine, scim = _open_app(args, token)
+    _enable_events(scim_engine, args, None)
+    served = _served(scim_engine, scim, args, None)
+    log_requests_to(open(os.devnull, "w"), args.log_level, args.log_format)  # noqa: SIM115
+    return _beside_hello(served)
 
 
 def raw_wsgi() -> Any:

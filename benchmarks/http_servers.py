@@ -12,6 +12,10 @@ within the same run, the hello-world and the SCIM request, for two requests:
 * ``GET /Users/{id}`` (RFC 7644 §3.4.1);
 * ``GET /Users?filter=userName eq "..."`` (RFC 7644 §3.4.2.2; a one-resource ListResponse).
 
+One stack is ``scim2-core serve`` as its defaults run it (a request log line and an audit
+log entry per request, the rate limit counted), beside the same raw ASGI hello-world: what
+those defaults cost beside the bare app of the stack above it.
+
 wrk asks the same request again and again, so with the engine's defaults every SCIM answer
 after the first comes from the answers it keeps while the database has not changed
 (``Options.read_cache_bytes``, docs/backends.md); ``--read-cache-bytes 0`` measures every
@@ -85,6 +89,11 @@ class Stack:
 STACKS = [
     Stack("raw ASGI, uvicorn h11 + asyncio (serve before)", "uvicorn-h11", "raw_asgi"),
     Stack("raw ASGI, uvicorn httptools + uvloop (serve now)", "uvicorn-serve", "raw_asgi"),
+    Stack(
+        "scim2-core serve's defaults: request log, audit log, rate limit (httptools + uvloop)",
+        "uvicorn-serve",
+        "serve_defaults",
+    ),
     Stack("raw ASGI, granian", "granian", "raw_asgi"),
     Stack("raw WSGI, gunicorn", "gunicorn", "raw_wsgi"),
     Stack("Starlette, uvicorn", "uvicorn", "starlette"),
@@ -248,6 +257,13 @@ def wrk(url: str, seconds: float, server: int, connections: int = 16) -> Run:
     return Run(float(rate.group(1)), cpu / max(1, int(count.group(1))))
 
 
+def _serves(root: Path, stack: Stack) -> bool:
+    """Whether the checkout at ``root`` has the app ``stack`` serves (a stack added since
+    has no baseline: its row gets none)."""
+    apps = root / "benchmarks" / "http_apps.py"
+    return apps.is_file() and f"def {stack.factory}(" in apps.read_text(encoding="utf-8")
+
+
 def measure(
     stack: Stack, args: argparse.Namespace, env: dict[str, str], port: int, paths: dict[str, str]
 ) -> list[Result]:
@@ -255,7 +271,7 @@ def measure(
     with contextlib.ExitStack() as stop:
         origin, pid = stop.enter_context(_serving(stack, port, env))
         old: tuple[str, int] | None = None
-        if args.baseline is not None:
+        if args.baseline is not None and _serves(args.baseline, stack):
             old = stop.enter_context(_serving(stack, _free_port(), env, args.baseline))
         for query, path in paths.items():
             urls = {"hello": (f"{origin}/hello/{query}", pid), "scim": (origin + path, pid)}
@@ -285,7 +301,7 @@ def measure(
 
 
 def table(results: list[Result]) -> str:
-    before = all(r.before for r in results)
+    before = any(r.before for r in results)
     head = "| stack | request | hello-world (req/s) | SCIM (req/s) | ratio (req/s) | ratio (CPU) |"
     rule = "|---|---|---:|---:|---:|---:|"
     if before:
@@ -299,10 +315,12 @@ def table(results: list[Result]) -> str:
             f"| {r.stack} | {label[r.query]} | {hello:,.0f} | {scim:,.0f} | {r.ratio:.2f} "
             f"| {r.cpu_ratio:.2f} |"
         )
-        if before:
+        if before and r.before:
             pairs = zip(r.before, r.hello, strict=True)
             was = statistics.median(h.cpu / b.cpu for b, h in pairs if b.cpu > 0)
             line += f" {r.median('before'):,.0f} | {was:.2f} | {r.gain:.2f} |"
+        elif before:
+            line += " - | - | - |"
         lines.append(line)
     return "\n".join(lines)
 

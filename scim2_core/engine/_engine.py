@@ -289,48 +289,58 @@ class Engine:
         RFC 7644 §3.12: errors are returned as a SCIM Error message with the HTTP status.
         """
         seen: list[Any] = [None, None]  # the decoded request, the error's scimType
-        if not self._observers and not self._state.audit.active:
-            return self._handle(request, seen)
-        return self._observed(request, seen)
+        if self._observers or self._state.audit.active:
+            return self._observed(request, seen)
+        return self._handle(request, seen)
 
     def _handle(self, request: Request, seen: list[Any]) -> Response:
-        response = self._answer(request, seen)
-        ctx: Ctx | None = seen[0]
-        # Every answer names its request, the client's id or a new one (docs/observability.md).
-        rid = ctx.request_id if ctx is not None and ctx.request_id else _request_id(None)
-        response["headers"]["X-Request-Id"] = rid
-        return response
-
-    def _answer(self, request: Request, seen: list[Any]) -> Response:
+        """The request path, one frame for everything up to the route (or the kept
+        answer, see ``_answers.py``): a repeated ``GET`` runs nothing else."""
+        rid: str | None = None
         try:
             ctx = decode(request)
             seen[0] = ctx
-            ctx.request_id = _request_id(ctx.headers.get("x-request-id"))
+            rid = ctx.request_id = _request_id(ctx.headers.get("x-request-id"))
             authenticate(ctx, request, self.authenticate, self.options)
             if self._gate is not None:
                 self._gate(ctx.principal, ctx.tenant)
-            check_method(ctx)
-            if ctx.method == "HEAD":
-                # RFC 9110 §9.3.2: HEAD is GET without the content. The response keeps the
-                # body so the transport can send GET's Content-Length; the adapters (and any
-                # HTTP server) drop the content itself.
-                ctx.method = "GET"
-            scope = self._request_scope
-            if scope is None:
-                return self._routed(ctx)
-            with scope():  # the backend's calls of this request share what it holds
-                return self._routed(ctx)
+            method = ctx.method
+            if method == "GET":
+                answers = self._answers
+                if answers is not None and self._request_scope is None:
+                    response = answers.answer(ctx, self._route)
+                else:
+                    response = self._routed(ctx)
+            else:
+                check_method(ctx)
+                if method == "HEAD":
+                    # RFC 9110 §9.3.2: HEAD is GET without the content. The response keeps
+                    # the body so the transport can send GET's Content-Length; the adapters
+                    # (and any HTTP server) drop the content itself.
+                    ctx.method = "GET"
+                response = self._routed(ctx)
         except ScimError as exc:
             seen[1] = exc.scim_type
-            return error_response(exc)
+            response = error_response(exc)
         except Exception:
             logger.exception("Unexpected error while serving a SCIM request")
-            return error_response(InternalError())
+            response = error_response(InternalError())
+        # Every answer names its request, the client's id or a new one (docs/observability.md).
+        response["headers"]["X-Request-Id"] = rid or _request_id(None)
+        return response
 
     # -- routing ---------------------------------------------------------------------------
 
     def _routed(self, ctx: Ctx) -> Response:
-        """:meth:`_route`, or for a ``GET`` the answer kept while nothing changed."""
+        """:meth:`_route` in the backend's request scope, or for a ``GET`` the answer kept
+        while nothing changed."""
+        scope = self._request_scope
+        if scope is None:
+            return self._kept_or_routed(ctx)
+        with scope():  # the backend's calls of this request share what it holds
+            return self._kept_or_routed(ctx)
+
+    def _kept_or_routed(self, ctx: Ctx) -> Response:
         answers = self._answers
         if answers is None or ctx.method != "GET":
             return self._route(ctx)

@@ -111,12 +111,13 @@ def decode(request: Any) -> Ctx:
     # (slower) abstract-class check.
     if type(request) is not dict and not isinstance(request, Mapping):
         raise InvalidSyntaxError("The request must be a mapping.")
-    method = request.get("method")
-    path = request.get("path")
+    get = request.get
+    method = get("method")
+    path = get("path")
     if not isinstance(method, str) or not isinstance(path, str):
         raise InvalidSyntaxError("The request needs a method and a path.")
-    query_in = request.get("query") or {}
-    query: dict[str, str]
+    query_in = get("query")
+    query: Mapping[str, str]
     if not query_in:
         query = {}
     elif type(query_in) is QueryParams:
@@ -125,19 +126,19 @@ def decode(request: Any) -> Ctx:
         query = {str(k): v if isinstance(v, str) else str(v) for k, v in query_in.items()}
     else:
         raise InvalidSyntaxError("The query must be a mapping.")
-    base_url = request.get("base_url") or ""
-    if not isinstance(base_url, str):
-        base_url = ""
+    base_url = get("base_url") or ""
+    if type(base_url) is not str:
+        base_url = base_url if isinstance(base_url, str) else ""
     if "?" in path:
         path = path.split("?", 1)[0]
-    segments = [s for s in path.split("/") if s]
+    headers = get("headers")
     return Ctx(
-        method=method,
-        segments=segments,
-        query=query,
-        headers=_header_map(request.get("headers")),
-        body=request.get("body"),
-        base_url=base_url.rstrip("/"),
+        method,
+        list(filter(None, path.split("/"))),
+        query,
+        headers if type(headers) is LowerCaseHeaders else _header_map(headers),
+        get("body"),
+        base_url.rstrip("/") if base_url.endswith("/") else base_url,
     )
 
 

@@ -29,8 +29,8 @@ _TEXT_FIELDS = ("scimType", "requestId", "principal", "tenant")
 def _text_value(value: Any) -> str:
     if value is None:
         return "-"
-    text = str(value)
-    if text and text.isprintable() and not any(c in text for c in ' "='):
+    text = value if type(value) is str else str(value)
+    if text and text.isprintable() and " " not in text and '"' not in text and "=" not in text:
         return text
     return json.dumps(text)
 
@@ -48,13 +48,44 @@ class RequestLog:
         """The line of one request's ``fields``."""
         if self.format == "json":
             return json.dumps(dict(fields), separators=(",", ":"), ensure_ascii=True)
+        get = fields.get
         head = f'"{fields["method"]} {fields["path"]}"'
-        if fields.get("client"):
-            head = f"{fields['client']} {head}"
-        rest = " ".join(f"{k}={_text_value(fields.get(k))}" for k in _TEXT_FIELDS)
-        return f"{head} {fields['status']} {rest} {fields['durationMs']:.1f}ms"
+        client = get("client")
+        if client:
+            head = f"{client} {head}"
+        # The named fields of _TEXT_FIELDS, in their order.
+        return (
+            f"{head} {fields['status']} scimType={_text_value(get('scimType'))} "
+            f"requestId={_text_value(get('requestId'))} "
+            f"principal={_text_value(get('principal'))} tenant={_text_value(get('tenant'))} "
+            f"{fields['durationMs']:.1f}ms"
+        )
 
     def write(self, fields: Mapping[str, Any]) -> None:
-        """Log ``fields`` at INFO (nothing is formatted when INFO is off)."""
-        if self.logger.isEnabledFor(logging.INFO):
-            self.logger.info("%s", self.line(fields))
+        """Log ``fields`` at INFO (nothing is formatted when INFO is off).
+
+        The record is what ``logger.info`` makes, naming this method as its origin, without
+        the walk up the stack ``logger.info`` takes to find it (a tenth of a request's cost
+        on a fast server).
+        """
+        logger = self.logger
+        if logger.isEnabledFor(logging.INFO):
+            record = logger.makeRecord(
+                logger.name,
+                logging.INFO,
+                _WHERE[0],
+                _WHERE[1],
+                "%s",
+                (self.line(fields),),
+                None,
+                _WHERE[2],
+            )
+            logger.handle(record)
+
+
+#: Where a request's record says it was made: :meth:`RequestLog.write`.
+_WHERE = (
+    RequestLog.write.__code__.co_filename,
+    RequestLog.write.__code__.co_firstlineno,
+    RequestLog.write.__name__,
+)

@@ -49,6 +49,12 @@ def _segment(raw: str) -> str:
     return text.replace("%", "%25").replace("/", "%2F").replace("?", "%3F")
 
 
+@lru_cache(maxsize=64)
+def _mount_path(prefix: str) -> str:
+    """The mount ``prefix`` as a raw path: its non-empty segments, each after a ``/``."""
+    return "".join("/" + part for part in prefix.split("/") if part)
+
+
 def engine_path(raw_path: str, prefix: str) -> str | None:
     """The engine's path for a raw (percent-encoded) request path under the decoded mount
     ``prefix``, or ``None`` when ``raw_path`` is not under ``prefix``.
@@ -57,6 +63,16 @@ def engine_path(raw_path: str, prefix: str) -> str | None:
     segment once: ``/Users/a%2Fb`` names the User ``a/b`` (never ``/Users/a/b``), and
     ``/scim%2Fv2/Users`` is not under the mount ``/scim/v2``.
     """
+    if "%" not in raw_path:
+        # Nothing to decode: under the mount when the raw path is the mount's own path or
+        # continues it with a "/" (what the segment comparison below decides, in one test).
+        base = _mount_path(prefix)
+        if base and raw_path.startswith(base):
+            rest = raw_path[len(base) :]
+            if not rest:
+                return "/"
+            if rest[0] == "/":
+                return rest
     wanted = [part for part in prefix.split("/") if part]
     raw_segments = raw_path.split("/")[1:]
     if "%" not in raw_path:  # nothing to decode: each segment is itself (the common case)
@@ -91,6 +107,30 @@ def checked_base_url(url: str) -> str:
     return url.rstrip("/")
 
 
+#: Header names as servers send them (lower case, as uvicorn, h11 and hypercorn do), each
+#: decoded once: the ones clients of a SCIM service send on every request.
+_KNOWN_NAMES = {
+    name.encode("latin-1"): name
+    for name in (
+        "accept",
+        "accept-encoding",
+        "authorization",
+        "connection",
+        "content-length",
+        "content-type",
+        "host",
+        "if-match",
+        "if-none-match",
+        "transfer-encoding",
+        "user-agent",
+        "x-forwarded-for",
+        "x-forwarded-host",
+        "x-forwarded-proto",
+        "x-request-id",
+    )
+}
+
+
 def asgi_headers(scope: Mapping[str, Any]) -> tuple[dict[str, str], str | None, str | None]:
     """One pass over an ASGI scope's request headers: all of them by lower-case name (repeated ones
     joined with ``", "``, RFC 9110 §5.3), and the first ``Content-Length`` and
@@ -98,8 +138,11 @@ def asgi_headers(scope: Mapping[str, Any]) -> tuple[dict[str, str], str | None, 
     headers = LowerCaseHeaders()
     length: str | None = None
     encoding: str | None = None
+    known = _KNOWN_NAMES
     for raw_name, raw_value in scope.get("headers", ()):
-        name = raw_name.decode("latin-1").lower()
+        name = known.get(raw_name)
+        if name is None:
+            name = raw_name.decode("latin-1").lower()
         value = raw_value.decode("latin-1")
         if name in headers:
             headers[name] = f"{headers[name]}, {value}"

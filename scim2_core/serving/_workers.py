@@ -115,18 +115,6 @@ class Workers:
         pool.jobs.put((contextvars.copy_context(), handle, request, loop, future))
         return await future
 
-    async def answer(
-        self, handle: Callable[[Request], _T], request: Request, *, reads_inline: bool
-    ) -> _T:
-        """``handle(request)`` on a worker, or, with ``reads_inline``, a read right here on
-        the event loop: it is spared the hop to a thread and back, and the loop and the
-        workers no longer hand the GIL to each other around every statement, which costs
-        more CPU than the read itself. Only for a backend whose reads never block
-        (``reads_never_block``); writes always run on the workers."""
-        if reads_inline and self.is_read(request):
-            return handle(request)
-        return await self.run(handle, request)
-
     def shutdown(self) -> None:
         """Stop the workers once their current requests end (at lifespan shutdown)."""
         for pool in self._pools.values():

@@ -16,8 +16,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from scim2_core import ConfigurationError, Engine, Options, Principal
+from scim2_core._errors import TooManyRequestsError
 from scim2_core.backends import SQLBackend
-from tests.helpers import PATCH_OP, Result, bytes_grown, call, create_group, create_user
+from tests.helpers import PATCH_OP, USER, Result, bytes_grown, call, create_group, create_user
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -80,6 +81,56 @@ def test_a_repeated_get_is_answered_without_reading_the_database(engine: Engine)
     # HEAD is GET without the content: the same kept answer.
     assert call(engine, "HEAD", f"/Users/{user['id']}").status == 200
     assert reads() == n
+
+
+def test_a_kept_answer_still_runs_everything_but_the_read(db: Path) -> None:
+    """Authentication, the rate gate, the request id, the observers and the audit log run
+    for every request; a refused request is refused, never answered from what is kept."""
+    good, calls = "Bearer good-token", {"auth": 0, "gate": 0, "started": 0, "finished": 0}
+
+    def authenticate(request: Any) -> Principal | None:
+        calls["auth"] += 1
+        return Principal("idp") if request["headers"].get("Authorization") == good else None
+
+    def gate(principal: Any, tenant: str | None) -> None:
+        calls["gate"] += 1
+        if calls["gate"] > 5:
+            raise TooManyRequestsError(1)
+
+    class Observer:
+        def started(self, request: Any) -> None:
+            calls["started"] += 1
+
+        def finished(self, started: Any, record: Any, response: Any) -> None:
+            calls["finished"] += 1
+
+    engine = Engine(SQLBackend(f"sqlite:///{db}"), authenticate=authenticate)
+    engine.limit_rate(gate)
+    engine.observe(Observer())
+    engine.audit.enable()
+    auth = {"Authorization": good}
+    body = {"schemas": [USER], "userName": "bjensen"}
+    created = call(engine, "POST", "/Users", body, headers=auth)
+    assert created.status == 201
+    path = f"/Users/{created.json['id']}"
+    first = call(engine, "GET", path, headers=auth)
+    reads = _reads(engine)
+    before = dict(calls)
+    ids = set()
+    for n in range(3):
+        again = call(engine, "GET", path, headers={**auth, "X-Request-Id": f"req-{n}"})
+        _same(first, again)
+        ids.add(again.headers["X-Request-Id"])
+    assert reads() == 0  # answered from what is kept
+    assert ids == {"req-0", "req-1", "req-2"}
+    assert {k: calls[k] - before[k] for k in calls} == dict.fromkeys(calls, 3)
+    refused = call(engine, "GET", path, headers={"Authorization": "Bearer wrong"})
+    assert refused.status == 401 and "X-Request-Id" in refused.headers
+    assert call(engine, "GET", path, headers=auth).status == 429  # the gate's 6th call
+    engine.audit.flush()
+    statuses = [e.status for e in engine.audit.query()]
+    assert statuses.count(200) >= 4 and 401 in statuses and 429 in statuses
+    engine.backend.close()  # type: ignore[attr-defined]
 
 
 def test_a_write_through_the_engine_is_seen_by_the_next_read(engine: Engine) -> None:
