@@ -337,3 +337,79 @@ def test_kept_answers_always_equal_a_fresh_read(tmp_path: Path, steps: list[Any]
     finally:
         for e in (kept, other, fresh):
             e.backend.close()  # type: ignore[attr-defined]
+
+
+# -- the token read from the WAL index's header -------------------------------------------
+
+
+def _statements(engine: Engine) -> list[str]:
+    """Every statement this thread's connection runs from now on, pragmas included."""
+    seen: list[str] = []
+    engine.backend._dialect.connection().set_trace_callback(seen.append)  # type: ignore[attr-defined]
+    return seen
+
+
+def test_a_repeated_get_asks_sqlite_nothing(engine: Engine) -> None:
+    # The token comes from the WAL index SQLite shares between connections: a repeated GET
+    # runs no statement at all, not even PRAGMA data_version.
+    user = create_user(engine, "bjensen")
+    first = call(engine, "GET", f"/Users/{user['id']}")
+    seen = _statements(engine)
+    for _ in range(3):
+        _same(first, call(engine, "GET", f"/Users/{user['id']}"))
+    assert seen == []
+    # A write by another server on the file moves the header: the next GET reads.
+    other = _engine(Path(engine.backend._dialect.file))  # type: ignore[attr-defined]
+    _patch(other, f"/Users/{user['id']}", {"op": "add", "path": "displayName", "value": "B"})
+    other.backend.close()  # type: ignore[attr-defined]
+    assert call(engine, "GET", f"/Users/{user['id']}").json["displayName"] == "B"
+    assert any("SELECT" in s.upper() for s in seen)
+
+
+def test_a_header_being_rewritten_falls_back_to_data_version(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # While a writer rewrites the header its two copies differ: the token is then the
+    # connection's data_version, and answers stay those of a fresh read.
+    from scim2_core.backends.sql import _dialect
+
+    monkeypatch.setattr(_dialect._WalIndex, "header", lambda self: None)
+    user = create_user(engine, "bjensen", displayName="Babs")
+    path = f"/Users/{user['id']}"
+    first = call(engine, "GET", path)
+    seen = _statements(engine)
+    _same(first, call(engine, "GET", path))
+    assert [s for s in seen if "data_version" not in s] == []
+    _patch(engine, path, {"op": "replace", "path": "displayName", "value": "Barbara"})
+    assert call(engine, "GET", path).json["displayName"] == "Barbara"
+
+
+@given(
+    first=st.binary(min_size=48, max_size=48),
+    second=st.binary(min_size=48, max_size=48),
+    same=st.booleans(),
+)
+@settings(max_examples=200, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_the_wal_index_header_is_taken_only_when_both_copies_agree(
+    tmp_path: Path, first: bytes, second: bytes, same: bool
+) -> None:
+    # https://www.sqlite.org/walformat.html: two copies of the 48-byte header, the second
+    # written first; equal copies with isInit (byte 12) set are one consistent header.
+    from scim2_core.backends.sql._dialect import _WalIndex
+
+    if same:
+        second = first
+    shm = tmp_path / "h.db-shm"
+    shm.write_bytes(first + second + bytes(40))
+    index = _WalIndex.open(str(tmp_path / "h.db"), conn=None)  # type: ignore[arg-type]
+    assert index is not None
+    expected = first if first == second and first[12] else None
+    assert index.header() == expected
+
+
+def test_no_wal_index_no_header(tmp_path: Path) -> None:
+    from scim2_core.backends.sql._dialect import _WalIndex
+
+    assert _WalIndex.open(str(tmp_path / "none.db"), conn=None) is None  # type: ignore[arg-type]
+    (tmp_path / "short.db-shm").write_bytes(bytes(50))
+    assert _WalIndex.open(str(tmp_path / "short.db"), conn=None) is None  # type: ignore[arg-type]

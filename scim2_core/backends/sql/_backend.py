@@ -167,9 +167,9 @@ class SQLBackend:
 
     def change_token(self) -> Hashable | None:
         """The optional ``change_token`` of :class:`~scim2_core.backends.Backend`: on SQLite,
-        the thread's connection, its ``data_version`` and ``total_changes`` (equal only if
-        nothing was written since, by this process or another); None on PostgreSQL, where
-        learning that would be a round trip of its own."""
+        the file's WAL-index header (or the thread's connection, its ``data_version`` and
+        ``total_changes``), equal only if nothing was written since, by this process or
+        another; None on PostgreSQL, where learning that would be a round trip of its own."""
         dialect = self._dialect
         if isinstance(dialect, SQLiteDialect):
             return dialect.change_token()

@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import contextlib
 import json
+import mmap
+import os
 import re
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Final, Protocol, TypeVar, cast
 from urllib.parse import unquote
@@ -423,6 +425,9 @@ class SQLiteDialect(Dialect):
         if synchronous.upper() not in ("FULL", "NORMAL", "EXTRA"):
             raise ConfigurationError("synchronous must be 'FULL', 'NORMAL' or 'EXTRA'")
         self.path = path
+        #: The file as the first connection opens it (the WAL index beside it is read
+        #: later, whatever the working directory is by then).
+        self.file = os.path.abspath(path) if path not in ("", ":memory:") else ""
         self.synchronous = synchronous.upper()
         self.busy_timeout = busy_timeout
         self.memory = path in ("", ":memory:")
@@ -446,25 +451,42 @@ class SQLiteDialect(Dialect):
         conn.execute(f"PRAGMA synchronous = {self.synchronous}")
         return conn
 
-    def change_token(self) -> tuple[Connection, int, int]:
+    def change_token(self) -> Hashable:
         """A value equal between two calls on one thread only if nothing was written in
-        between: this thread's connection, its ``PRAGMA data_version`` ("different if
-        changes were committed to the database by any other connection in the interim",
-        https://www.sqlite.org/pragma.html#pragma_data_version: other threads and other
-        processes) and its ``total_changes`` (the rows its own statements changed, which
-        ``data_version`` leaves out). Holding the connection itself, not its id, a token
-        never matches one of a connection opened later."""
+        between, by this process or another.
+
+        On a file, the WAL-index header this thread's connection shares with every other
+        connection to the file (:func:`_wal_index_header`): no statement and no system call.
+        Otherwise (an in-memory database, a header being rewritten at that moment, a platform
+        without the mapping), this thread's connection, its ``PRAGMA data_version``
+        ("different if changes were committed to the database by any other connection in the
+        interim", https://www.sqlite.org/pragma.html#pragma_data_version: other threads and
+        other processes) and its ``total_changes`` (the rows its own statements changed,
+        which ``data_version`` leaves out). Either holds the connection itself, not its id,
+        so a token never matches one of a connection opened later, and the two kinds never
+        match each other."""
         if self.shared:
             with self.reading() as conn:
                 version = conn.execute("PRAGMA data_version").fetchone()[0]
                 return (conn, version, cast(sqlite3.Connection, conn).total_changes)
         local = self._local
         conn = getattr(local, "conn", None) or self.connection()
+        index: _WalIndex | None = getattr(local, "wal_index", None)
+        if index is not None and index.conn is conn:
+            header = index.header()
+            if header is not None:
+                return (conn, header)
         cursor = getattr(local, "version_cursor", None)
         if cursor is None or cursor.connection is not conn:
             # One cursor per connection, kept: the pragma is asked on every repeated GET.
             cursor = local.version_cursor = cast(sqlite3.Connection, conn).cursor()
         version = cursor.execute("PRAGMA data_version").fetchone()[0]
+        if index is None or index.conn is not conn:
+            # After a statement, so that this connection has opened the WAL index itself.
+            index = local.wal_index = _WalIndex.open(self.file, conn)
+            header = index.header() if index is not None else None
+            if header is not None:
+                return (conn, header)
         return (conn, version, cast(sqlite3.Connection, conn).total_changes)
 
     def _switch_to_wal(self, conn: Connection) -> str:
@@ -1052,3 +1074,46 @@ def _broken(conn: Connection) -> bool:
     psycopg marks it ``closed`` once an operation on it failed that way. SQLite's
     connections have no such state."""
     return bool(getattr(conn, "closed", False))
+
+
+class _WalIndex:
+    """The first bytes of a SQLite file's WAL index (``<file>-shm``), mapped read-only.
+
+    https://www.sqlite.org/walformat.html ("the WAL-index header", for the unix and
+    windows VFSes): the first 96 bytes are two copies of a 48-byte header that every
+    committed write transaction rewrites (``iChange`` is incremented, ``mxFrame``, the
+    salts and the checksums move with the log), the second copy first; a reader that
+    finds the copies equal has one consistent header (that page's own lock-free read).
+    The file exists, and stays the one SQLite uses, as long as a connection of this
+    process has the database open in WAL mode: :class:`_WalIndex` is only read beside the
+    open connection it was made for (``conn``)."""
+
+    __slots__ = ("_map", "conn")
+
+    _HEADER = 48
+
+    def __init__(self, conn: Connection, mapped: mmap.mmap) -> None:
+        self.conn = conn
+        self._map = mapped
+
+    @classmethod
+    def open(cls, path: str, conn: Connection) -> _WalIndex | None:
+        """The index of the database at ``path``, or None (no such file yet, too short,
+        or a platform whose VFS keeps it elsewhere)."""
+        if os.name != "posix":  # pragma: no cover - the unix VFS's file only
+            return None
+        try:
+            with open(path + "-shm", "rb") as f:
+                mapped = mmap.mmap(f.fileno(), 2 * cls._HEADER, access=mmap.ACCESS_READ)
+        except (OSError, ValueError):
+            return None
+        return cls(conn, mapped)
+
+    def header(self) -> bytes | None:
+        """One consistent header, or None while a writer is rewriting it (its two copies
+        differ) or before SQLite has initialised it (``isInit``, byte 12, is 0)."""
+        both = self._map[: 2 * self._HEADER]
+        first = both[: self._HEADER]
+        if first != both[self._HEADER :] or not first[12]:
+            return None
+        return first
