@@ -69,6 +69,7 @@ from scim2_core.schema import AttrRef, ResourceType, now, version_number
 
 from ._backend_events import Events
 from ._backend_expressions import Compiler
+from ._backend_kept import KeptReads, may_keep
 from ._backend_reads import GroupsOfPlan, Link, Prepared, ReadPlan, group_entries
 from ._backend_rows import _MAX_WINDOW, Rows
 from ._backend_state import _chunks, _hash, copy_json
@@ -118,6 +119,15 @@ class SQLAlchemyBackend(Rows):
     :class:`~scim2_core.ConfigurationError` naming what does not exist; binding (the
     Engine's constructor) checks every SCIM attribute and creates scim2-core's tables
     (named ``table_prefix...``) if missing.
+
+    ``own_read_connections`` (default True): outside a request scope's connection, the
+    reads that write nothing (a ``GET`` by id, a ``userName eq``) run on a connection the
+    backend keeps per thread, from a pool of its own made from the app's engine
+    (:meth:`sqlalchemy.pool.Pool.recreate`: same database, same pool events), instead of
+    checking one out of the app's pool for each: one more connection per thread that
+    reads, at most the app's ``pool_size`` of them. Never for an in-memory SQLite
+    database or a ``StaticPool``/``SingletonThreadPool`` engine (a new pool would not
+    reach the same database). False: every read uses the app's pool.
     """
 
     never_blocks = False
@@ -129,6 +139,7 @@ class SQLAlchemyBackend(Rows):
         *,
         models: Iterable[Any] = (),
         table_prefix: str = "scim2_core_",
+        own_read_connections: bool = True,
     ) -> None:
         self.engine = _engine_of(bind)
         self._tables = make_tables(table_prefix)
@@ -180,6 +191,12 @@ class SQLAlchemyBackend(Rows):
             self.engine
             if self._sqlite
             else self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        )
+        #: The read connections of the backend's own, one kept per thread, for the reads
+        #: that write nothing (:mod:`._backend_kept`), when asked and when a pool of its
+        #: own reaches the app's database.
+        self._kept: KeptReads | None = (
+            KeptReads(self.engine) if own_read_connections and may_keep(self.engine) else None
         )
 
     # -- the protocol ----------------------------------------------------------------------
@@ -258,8 +275,12 @@ class SQLAlchemyBackend(Rows):
 
     def close(self) -> None:
         """Stop following the app's ORM writes and close the connections the outbox and
-        audit log opened (the engine stays the app's to dispose)."""
+        audit log opened and the read connections the backend kept (the engine stays the
+        app's to dispose); reads after this use the app's pool."""
         self._events.close()
+        if self._kept is not None:
+            kept, self._kept = self._kept, None
+            kept.close()
         if self._listening:
             self._listening = False
             for t in self._types.values():
@@ -369,14 +390,13 @@ class SQLAlchemyBackend(Rows):
         t = self._type(tenant, rt)
         plan = self._plans[t.name]
         prepared = plan.prepared_by_id_groups if groups else None
-        if self._sqlite and (t.relation is None or not members):
-            fast = self._get_plain(t, plan, prepared or plan.prepared_by_id, id)
+        if (self._sqlite or self._kept is not None) and (t.relation is None or not members):
+            fast = self._get_plain(t, plan, prepared is not None, id)
             if fast is not None:
-                resource, read_row = fast
+                resource, group_cells = fast
                 if resource is None:
                     return None
-                n = len(plan.columns)
-                return resource, group_entries(read_row[n:]) if prepared else None
+                return resource, group_entries(group_cells) if prepared else None
         with self._read() as link:
             # One statement, built at binding: the bookkeeping row and the app's row,
             # joined by primary key (and the groups holding it).
@@ -401,7 +421,12 @@ class SQLAlchemyBackend(Rows):
 
     def search(self, tenant: str | None, rt: ResourceType, query: SearchQuery) -> Page:
         t = self._type(tenant, rt)
-        if self._sqlite and t.relation is None and query.filter is not None and query.sort is None:
+        if (
+            (self._sqlite or self._kept is not None)
+            and t.relation is None
+            and query.filter is not None
+            and query.sort is None
+        ):
             plain = self._unique_eq_plain(t, self._plans[t.name], query)
             if plain is not None:
                 return plain
