@@ -73,7 +73,7 @@ from ._backend_kept import KeptReads, may_keep
 from ._backend_reads import GroupsOfPlan, Link, Prepared, ReadPlan, group_entries
 from ._backend_rows import _MAX_WINDOW, Rows
 from ._backend_state import _chunks, _hash, copy_json
-from ._backend_tables import LAYOUT_VERSION, REPLACED_INDEXES, make_tables
+from ._backend_tables import LAYOUT_VERSION, MEMBER_INDEX, REPLACED_INDEXES, make_tables
 from ._backend_writes import _PREPARED_IDS, _displays, _member_ids, _split, _strip_meta
 from ._models import ModelType, Unique, find_model, find_relation
 
@@ -99,9 +99,10 @@ def _engine_of(bind: Any) -> sa.Engine:
 def _members_first(sql: str, table: str, index: str) -> str:
     """SQLite: the read of a group's members from its association rows first, each
     member's bookkeeping row probed by key (``CROSS JOIN`` keeps that order, ``INDEXED
-    BY`` the probe): the planner otherwise prefers walking the covering page index over
-    every bookkeeping row of the member type (the whole directory, for a group of ten)
-    and probing the association table. ``sql`` unchanged if it is not the expected join."""
+    BY`` the probe, on :data:`~._backend_tables.MEMBER_INDEX`, which covers the read):
+    the planner otherwise prefers walking the covering page index over every bookkeeping
+    row of the member type (the whole directory, for a group of ten) and probing the
+    association table. ``sql`` unchanged if it is not the expected join."""
     plain = f" JOIN {table} ON "
     if sql.count(plain) != 1:
         return sql  # pragma: no cover - a name SQLAlchemy quotes
@@ -155,6 +156,7 @@ class SQLAlchemyBackend(Rows):
         #: Per group type (with an integer key), the read of one group's members
         #: (``_members_of``'s rows), compiled once and run on the cursor.
         self._member_reads: dict[str, Prepared] = {}
+        self._member_id_reads: dict[str, Prepared] = {}
         self._statements: dict[tuple[Any, ...], Prepared] = {}
         for m in mappings:
             if m.resource_type in self._types:
@@ -242,26 +244,36 @@ class SQLAlchemyBackend(Rows):
                     GroupsOfPlan(g, member, self._tables, self._compiler, self.engine.dialect)
                 )
                 if g.int_pk:
-                    r = self._tables.resource
-                    rel = g.relation
-                    read = Prepared(
-                        sa.select(r.c.id, r.c.scim_id)
-                        .select_from(
-                            rel.table.join(r, self._compiler.owner(member, r, rel.member_col))
-                        )
-                        .where(rel.group_col == sa.bindparam("gpk"), r.c.deleted == sa.false())
-                        .order_by(r.c.id),
-                        self.engine.dialect,
-                    )
-                    if self._sqlite and member.int_pk:
-                        read.sql = _members_first(read.sql, r.name, f"{self._prefix}resource_int")
-                    self._member_reads[g.name] = read
+                    self._prepare_member_reads(g, member)
         for name, member_plans in self._groups_plans.items():
             self._plans[name].read_groups(member_plans)
         self._migrate()
         if not self._listening:
             self._listening = True
             self._listen()
+
+    def _prepare_member_reads(self, g: ModelType, member: ModelType) -> None:
+        """The reads of one group's members (a group type with an integer key), in the
+        order of their bookkeeping rows (the order SCIM created or adopted them): with
+        the order keys (``_members_of``) or without them (``_member_lists``: the ids
+        alone)."""
+        r = self._tables.resource
+        rel = g.relation
+        assert rel is not None
+        for columns, reads in (
+            ((r.c.id, r.c.scim_id), self._member_reads),
+            ((r.c.scim_id,), self._member_id_reads),
+        ):
+            read = Prepared(
+                sa.select(*columns)
+                .select_from(rel.table.join(r, self._compiler.owner(member, r, rel.member_col)))
+                .where(rel.group_col == sa.bindparam("gpk"), r.c.deleted == sa.false())
+                .order_by(r.c.id),
+                self.engine.dialect,
+            )
+            if self._sqlite and member.int_pk:
+                read.sql = _members_first(read.sql, r.name, f"{self._prefix}{MEMBER_INDEX}")
+            reads[g.name] = read
 
     def enable_outbox(self) -> EventStore:
         """Store a :class:`~scim2_core.ChangeEvent` for every change from now on, in the

@@ -81,6 +81,8 @@ class State:
     _plans: dict[str, ReadPlan]
     _groups_plans: dict[str, list[GroupsOfPlan]]
     _member_reads: dict[str, Prepared]
+    #: The same reads without the order keys: the members' ids alone, in that order.
+    _member_id_reads: dict[str, Prepared]
     #: The statements of writes compiled once (:meth:`Connections._prepared`), by key.
     _statements: dict[tuple[Any, ...], Prepared]
     _write_lock: threading.RLock

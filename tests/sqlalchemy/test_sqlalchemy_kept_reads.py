@@ -290,8 +290,8 @@ def test_a_kept_connection_the_server_dropped_is_replaced(pg_engine: sa.Engine) 
         engine.dispose()
 
 
-#: What an app may write in a text column (PostgreSQL refuses NUL).
-_text = st.text(st.characters(blacklist_characters="\x00"), max_size=12)
+#: What an app may write in a text column (UTF-8; PostgreSQL refuses NUL).
+_text = st.text(st.characters(codec="utf-8", exclude_characters="\x00"), max_size=12)
 
 
 @settings(
