@@ -331,3 +331,33 @@ def test_a_read_by_id_shows_the_apps_row_as_a_page_does(
             assert first == page["Resources"][0] == again
     finally:
         backend.close()
+
+
+def test_threads_beyond_the_pools_size_read_through_the_apps_pool(tmp_path: Path) -> None:
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'app.db'}", pool_size=1)
+    Base.metadata.create_all(engine)
+    scim, backend = _scim(engine)
+    try:
+        uid = _user(scim, "kai")
+        holding, release = threading.Event(), threading.Event()
+
+        def first() -> int:
+            status = call(scim, "GET", f"/Users/{uid}")[0]  # keeps the one connection allowed
+            holding.set()
+            release.wait(30)
+            return int(status)
+
+        thread = threading.Thread(target=first)
+        thread.start()
+        assert holding.wait(30)
+        seen: list[int] = []
+        sa.event.listen(engine, "checkout", lambda *_: seen.append(1))
+        # This thread may keep none: each of its reads checks out of the app's pool.
+        assert [call(scim, "GET", f"/Users/{uid}")[0] for _ in range(3)] == [200, 200, 200]
+        assert len(seen) == 3
+        assert engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+        release.set()
+        thread.join(30)
+    finally:
+        backend.close()
+        engine.dispose()
