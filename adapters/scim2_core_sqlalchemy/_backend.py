@@ -69,10 +69,11 @@ from scim2_core.schema import AttrRef, ResourceType, now, version_number
 
 from ._backend_events import Events
 from ._backend_expressions import Compiler
+from ._backend_kept import KeptReads, may_keep
 from ._backend_reads import GroupsOfPlan, Link, Prepared, ReadPlan, group_entries
 from ._backend_rows import _MAX_WINDOW, Rows
 from ._backend_state import _chunks, _hash, copy_json
-from ._backend_tables import LAYOUT_VERSION, REPLACED_INDEXES, make_tables
+from ._backend_tables import LAYOUT_VERSION, MEMBER_INDEX, REPLACED_INDEXES, make_tables
 from ._backend_writes import _PREPARED_IDS, _displays, _member_ids, _split, _strip_meta
 from ._models import ModelType, Unique, find_model, find_relation
 
@@ -98,9 +99,10 @@ def _engine_of(bind: Any) -> sa.Engine:
 def _members_first(sql: str, table: str, index: str) -> str:
     """SQLite: the read of a group's members from its association rows first, each
     member's bookkeeping row probed by key (``CROSS JOIN`` keeps that order, ``INDEXED
-    BY`` the probe): the planner otherwise prefers walking the covering page index over
-    every bookkeeping row of the member type (the whole directory, for a group of ten)
-    and probing the association table. ``sql`` unchanged if it is not the expected join."""
+    BY`` the probe, on :data:`~._backend_tables.MEMBER_INDEX`, which covers the read):
+    the planner otherwise prefers walking the covering page index over every bookkeeping
+    row of the member type (the whole directory, for a group of ten) and probing the
+    association table. ``sql`` unchanged if it is not the expected join."""
     plain = f" JOIN {table} ON "
     if sql.count(plain) != 1:
         return sql  # pragma: no cover - a name SQLAlchemy quotes
@@ -118,6 +120,15 @@ class SQLAlchemyBackend(Rows):
     :class:`~scim2_core.ConfigurationError` naming what does not exist; binding (the
     Engine's constructor) checks every SCIM attribute and creates scim2-core's tables
     (named ``table_prefix...``) if missing.
+
+    ``own_read_connections`` (default True): outside a request scope's connection, the
+    reads that write nothing (a ``GET`` by id, a ``userName eq``) run on a connection the
+    backend keeps per thread, from a pool of its own made from the app's engine
+    (:meth:`sqlalchemy.pool.Pool.recreate`: same database, same pool events), instead of
+    checking one out of the app's pool for each: one more connection per thread that
+    reads, at most the app's ``pool_size`` of them. Never for an in-memory SQLite
+    database or a ``StaticPool``/``SingletonThreadPool`` engine (a new pool would not
+    reach the same database). False: every read uses the app's pool.
     """
 
     never_blocks = False
@@ -129,6 +140,7 @@ class SQLAlchemyBackend(Rows):
         *,
         models: Iterable[Any] = (),
         table_prefix: str = "scim2_core_",
+        own_read_connections: bool = True,
     ) -> None:
         self.engine = _engine_of(bind)
         self._tables = make_tables(table_prefix)
@@ -144,6 +156,7 @@ class SQLAlchemyBackend(Rows):
         #: Per group type (with an integer key), the read of one group's members
         #: (``_members_of``'s rows), compiled once and run on the cursor.
         self._member_reads: dict[str, Prepared] = {}
+        self._member_id_reads: dict[str, Prepared] = {}
         self._statements: dict[tuple[Any, ...], Prepared] = {}
         for m in mappings:
             if m.resource_type in self._types:
@@ -180,6 +193,12 @@ class SQLAlchemyBackend(Rows):
             self.engine
             if self._sqlite
             else self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        )
+        #: The read connections of the backend's own, one kept per thread, for the reads
+        #: that write nothing (:mod:`._backend_kept`), when asked and when a pool of its
+        #: own reaches the app's database.
+        self._kept: KeptReads | None = (
+            KeptReads(self.engine) if own_read_connections and may_keep(self.engine) else None
         )
 
     # -- the protocol ----------------------------------------------------------------------
@@ -225,26 +244,36 @@ class SQLAlchemyBackend(Rows):
                     GroupsOfPlan(g, member, self._tables, self._compiler, self.engine.dialect)
                 )
                 if g.int_pk:
-                    r = self._tables.resource
-                    rel = g.relation
-                    read = Prepared(
-                        sa.select(r.c.id, r.c.scim_id)
-                        .select_from(
-                            rel.table.join(r, self._compiler.owner(member, r, rel.member_col))
-                        )
-                        .where(rel.group_col == sa.bindparam("gpk"), r.c.deleted == sa.false())
-                        .order_by(r.c.id),
-                        self.engine.dialect,
-                    )
-                    if self._sqlite and member.int_pk:
-                        read.sql = _members_first(read.sql, r.name, f"{self._prefix}resource_int")
-                    self._member_reads[g.name] = read
+                    self._prepare_member_reads(g, member)
         for name, member_plans in self._groups_plans.items():
             self._plans[name].read_groups(member_plans)
         self._migrate()
         if not self._listening:
             self._listening = True
             self._listen()
+
+    def _prepare_member_reads(self, g: ModelType, member: ModelType) -> None:
+        """The reads of one group's members (a group type with an integer key), in the
+        order of their bookkeeping rows (the order SCIM created or adopted them): with
+        the order keys (``_members_of``) or without them (``_member_lists``: the ids
+        alone)."""
+        r = self._tables.resource
+        rel = g.relation
+        assert rel is not None
+        for columns, reads in (
+            ((r.c.id, r.c.scim_id), self._member_reads),
+            ((r.c.scim_id,), self._member_id_reads),
+        ):
+            read = Prepared(
+                sa.select(*columns)
+                .select_from(rel.table.join(r, self._compiler.owner(member, r, rel.member_col)))
+                .where(rel.group_col == sa.bindparam("gpk"), r.c.deleted == sa.false())
+                .order_by(r.c.id),
+                self.engine.dialect,
+            )
+            if self._sqlite and member.int_pk:
+                read.sql = _members_first(read.sql, r.name, f"{self._prefix}{MEMBER_INDEX}")
+            reads[g.name] = read
 
     def enable_outbox(self) -> EventStore:
         """Store a :class:`~scim2_core.ChangeEvent` for every change from now on, in the
@@ -258,8 +287,12 @@ class SQLAlchemyBackend(Rows):
 
     def close(self) -> None:
         """Stop following the app's ORM writes and close the connections the outbox and
-        audit log opened (the engine stays the app's to dispose)."""
+        audit log opened and the read connections the backend kept (the engine stays the
+        app's to dispose); reads after this use the app's pool."""
         self._events.close()
+        if self._kept is not None:
+            kept, self._kept = self._kept, None
+            kept.close()
         if self._listening:
             self._listening = False
             for t in self._types.values():
@@ -369,14 +402,13 @@ class SQLAlchemyBackend(Rows):
         t = self._type(tenant, rt)
         plan = self._plans[t.name]
         prepared = plan.prepared_by_id_groups if groups else None
-        if self._sqlite and (t.relation is None or not members):
-            fast = self._get_plain(t, plan, prepared or plan.prepared_by_id, id)
+        if (self._sqlite or self._kept is not None) and (t.relation is None or not members):
+            fast = self._get_plain(t, plan, prepared is not None, id)
             if fast is not None:
-                resource, read_row = fast
+                resource, group_cells = fast
                 if resource is None:
                     return None
-                n = len(plan.columns)
-                return resource, group_entries(read_row[n:]) if prepared else None
+                return resource, group_entries(group_cells) if prepared else None
         with self._read() as link:
             # One statement, built at binding: the bookkeeping row and the app's row,
             # joined by primary key (and the groups holding it).
@@ -401,7 +433,12 @@ class SQLAlchemyBackend(Rows):
 
     def search(self, tenant: str | None, rt: ResourceType, query: SearchQuery) -> Page:
         t = self._type(tenant, rt)
-        if self._sqlite and t.relation is None and query.filter is not None and query.sort is None:
+        if (
+            (self._sqlite or self._kept is not None)
+            and t.relation is None
+            and query.filter is not None
+            and query.sort is None
+        ):
             plain = self._unique_eq_plain(t, self._plans[t.name], query)
             if plain is not None:
                 return plain

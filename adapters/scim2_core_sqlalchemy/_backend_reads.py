@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Final
 
 import sqlalchemy as sa
 
@@ -28,7 +28,15 @@ from ._backend_expressions import Compiler
 from ._backend_tables import Tables
 from ._models import ModelType
 
-__all__ = ["GroupsOfPlan", "Link", "Prepared", "ReadPlan", "group_entries", "sa_conn"]
+__all__ = [
+    "PLAIN_BK",
+    "GroupsOfPlan",
+    "Link",
+    "Prepared",
+    "ReadPlan",
+    "group_entries",
+    "sa_conn",
+]
 
 
 class Link:
@@ -36,23 +44,30 @@ class Link:
     prepared statements (:class:`Prepared`) run on its DB-API connection, and the
     SQLAlchemy :class:`~sqlalchemy.Connection` around it (:attr:`conn`) is made only when
     a read needs one (building it and its bookkeeping costs more than a read by id on
-    SQLite). :meth:`close` returns the connection to the pool, whichever way it was used."""
+    SQLite). :meth:`close` returns the connection to the pool, whichever way it was used.
 
-    __slots__ = ("dbapi", "engine", "fairy", "made")
+    With ``kept``, the connection is one the backend keeps for a thread
+    (:mod:`._backend_kept`): only prepared reads run on it, never a SQLAlchemy
+    ``Connection``."""
 
-    def __init__(self, engine: sa.Engine, fairy: Any) -> None:
+    __slots__ = ("dbapi", "engine", "fairy", "kept", "made")
+
+    def __init__(self, engine: sa.Engine, fairy: Any, *, kept: bool = False) -> None:
         self.engine = engine
         #: The pool's proxy of the connection, and the driver's connection behind it.
         self.fairy = fairy
         self.dbapi = fairy.dbapi_connection
         #: The SQLAlchemy connection, once :attr:`conn` has made it.
         self.made: sa.Connection | None = None
+        self.kept = kept
 
     @property
     def conn(self) -> sa.Connection:
         """The SQLAlchemy connection on this link's connection (made at the first use)."""
         made = self.made
         if made is None:
+            if self.kept:
+                raise AssertionError("a kept read connection runs prepared reads only")
             made = self.made = sa.Connection(self.engine, connection=self.fairy)
         return made
 
@@ -95,6 +110,44 @@ class Prepared:
         #: ``(position, processor)`` of the columns that have one (on SQLite, the JSON and
         #: boolean ones): the other values are used as the driver gives them.
         self.procs = tuple((i, p) for i, p in enumerate(procs) if p is not None)
+
+    def one_param(self, name: str) -> None:
+        """Prepare :meth:`first_of` for a statement whose only parameter is ``name``."""
+        values = dict(self.fixed)
+        for n, proc in self.bind_procs:
+            v = values.get(n)
+            if v is not None and n != name:
+                values[n] = proc(v)
+        self._param_proc = next((p for n, p in self.bind_procs if n == name), None)
+        if self.order is not None:
+            self._template: Any = [values[n] for n in self.order]
+            self._at: Any = self.order.index(name)
+        else:
+            self._template, self._at = values, name
+
+    def first_of(self, conn: Link, value: Any) -> list[Any] | None:
+        """:meth:`first` with the one parameter :meth:`one_param` named: the arguments
+        made from a template, the row fetched alone, its values through their columns'
+        processors (the read by id, the most frequent statement: nothing else done)."""
+        proc = self._param_proc
+        if proc is not None and value is not None:
+            value = proc(value)
+        args = self._template.copy()
+        args[self._at] = value
+        cursor = conn.dbapi.cursor()
+        try:
+            cursor.execute(self.sql, args)
+            row = cursor.fetchone()
+        finally:
+            cursor.close()  # on SQLite, this ends the statement's read
+        if row is None:
+            return None
+        cells = list(row)
+        for i, p in self.procs:
+            v = cells[i]
+            if v is not None:
+                cells[i] = p(v)
+        return cells
 
     def _args(self, params: dict[str, Any]) -> Any:
         values = {**self.fixed, **params}
@@ -143,6 +196,10 @@ class Prepared:
         return out
 
 
+#: The bookkeeping columns of a plain read by id (:attr:`ReadPlan.plain`), in its order.
+PLAIN_BK: Final = ("scim_id", "version", "created", "last_modified", "content_hash", "extras")
+
+
 class ReadPlan:
     """One mapped type's read statements (see the module docstring)."""
 
@@ -172,6 +229,27 @@ class ReadPlan:
             )
         )
         self.prepared_by_id = Prepared(self.by_id, dialect)
+        # The read by id that writes nothing (``_get_plain``): the bookkeeping columns a
+        # resource shows (:data:`PLAIN_BK`), then the mapped fields, in ``t.columns``'
+        # order; the row cut by position (:meth:`plain_row`), no dict of the bookkeeping.
+        plain_bk = [r.c[name] for name in PLAIN_BK]
+        self.plain_names = tuple(t.columns)
+        #: Where the mapped fields end (the groups columns follow, when read).
+        self.plain_end = len(plain_bk) + len(self.plain_names)
+        #: The positions of :attr:`ModelType.hash_fields` in a plain row.
+        self.plain_hash_at = tuple(len(plain_bk) + self.plain_names.index(f) for f in t.hash_fields)
+        self.plain = (
+            sa.select(
+                *(c.label(f"_p_{c.name}") for c in plain_bk),
+                *(c.label(f"_f_{n}") for n, c in t.columns.items()),
+            )
+            .select_from(self.joined)
+            .where(self.by_id.whereclause)  # type: ignore[arg-type]
+        )
+        self.prepared_plain = Prepared(self.plain, dialect)
+        self.prepared_plain.one_param("scim_id")
+        #: The same with the groups columns (:meth:`read_groups`), if read.
+        self.prepared_plain_groups: Prepared | None = None
         #: The same, both rows locked for a write (``FOR UPDATE`` on PostgreSQL).
         self.prepared_lock = Prepared(self.by_id.with_for_update(), dialect)
         self.dialect = dialect
@@ -260,6 +338,8 @@ class ReadPlan:
             return
         self.groups = tuple(p.pairs(self.type, f"g{i}") for i, p in enumerate(plans))
         self.prepared_by_id_groups = Prepared(self.by_id.add_columns(*self.groups), self.dialect)
+        self.prepared_plain_groups = Prepared(self.plain.add_columns(*self.groups), self.dialect)
+        self.prepared_plain_groups.one_param("scim_id")
         self.prepared_index_page_groups = Prepared(
             self.index_page.add_columns(*self.groups), self.dialect
         )
@@ -279,6 +359,12 @@ class ReadPlan:
             .offset(sa.bindparam("page_offset", type_=sa.BigInteger()))
             .limit(sa.bindparam("page_limit", type_=sa.BigInteger()))
         )
+
+    def plain_row(self, values: Sequence[Any]) -> tuple[dict[str, Any], str]:
+        """The app row's part of a plain row (``{field: value}``) and the text its
+        change hash is made of (:func:`~._backend_state.hash_text`)."""
+        row = dict(zip(self.plain_names, values[len(PLAIN_BK) : self.plain_end], strict=True))
+        return row, repr([values[i] for i in self.plain_hash_at])
 
     def split(self, values: Sequence[Any]) -> tuple[dict[str, Any], dict[str, Any]]:
         """``(bookkeeping row, app row)`` of one row of :attr:`columns`."""

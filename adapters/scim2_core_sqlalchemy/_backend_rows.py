@@ -5,7 +5,7 @@ a fast path (``userName eq``, a page without filter or sort)."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import sqlalchemy as sa
 
@@ -24,13 +24,15 @@ from scim2_core.mapping import translate
 from ._backend_adopt import Adoption
 from ._backend_expressions import UNSET
 from ._backend_reads import Link, Prepared, ReadPlan, group_entries, sa_conn
-from ._backend_state import _CHUNK, _chunks, _dict, _hash, _version
+from ._backend_state import _CHUNK, _chunks, _dict, _hash, _version, hash_text
 from ._backend_writes import _PREPARED_IDS, _visible
 from ._models import ModelType
 
 #: Larger offsets and counts than any table holds, and than LIMIT/OFFSET can carry
 #: (64-bit signed on SQLite and PostgreSQL) once added together.
 _MAX_WINDOW: Final = 2**62
+
+_R = TypeVar("_R")
 
 #: The longest value the unique index is probed with (:meth:`Compiler.unique_eq`).
 _PROBE_MAX: Final = 255
@@ -81,22 +83,63 @@ class Rows(Adoption):
         return self._page(link, t, plan, window, len(found), groups_at, refresh=refresh)
 
     def _unique_eq_plain(self, t: ModelType, plan: ReadPlan, query: SearchQuery) -> Page | None:
-        """SQLite, a type without members: :meth:`_unique_eq_page` when it writes nothing
-        (its rows unchanged by the app, or none and no new row of the app to adopt), in
-        the shortest way (as :meth:`_get_plain`); else None, and the general search runs.
-        """
+        """A type without members: :meth:`_unique_eq_page` when it writes nothing (its
+        rows unchanged by the app, or none and no new row of the app to adopt), in the
+        shortest way (:meth:`_plain`); else None, and the general search runs."""
         statement = self._unique_eq_statement(t, plan, query)
         if statement is None:
             return None
-        link = self._scoped_link()
-        if link is not None:
-            return self._plain_page(link, t, plan, query, *statement)
-        with self._write_lock:
-            link = Link(self._reads, self._reads.raw_connection())
+        return self._plain(lambda link: self._plain_page(link, t, plan, query, *statement))
+
+    def _plain(self, read: Callable[[Link], _R]) -> _R:
+        """``read`` (prepared statements that write nothing) on the connection of the
+        request scope when it has one, else on the thread's kept connection
+        (:mod:`._backend_kept`), else on one of the app's pool: the scope's, checked out
+        now, or one for this read alone (on SQLite under the backend's write lock, as
+        every read that may write).
+
+        A kept connection that the database dropped is discarded and the read runs on the
+        app's pool (whose ``pre_ping``, if the app set it, checks its connection)."""
+        scope = getattr(self._local, "scope", None)
+        if scope is not None and scope.link is not None:
+            return read(scope.link)
+        kept = self._kept
+        if kept is not None:
+            link = kept.link()
+            if link is not None:
+                try:
+                    found = read(link)
+                except Exception as exc:
+                    if not self._lost(exc, link):
+                        kept.done(link)
+                        raise
+                    kept.discard()
+                else:
+                    kept.done(link)
+                    return found
+        if scope is not None:
+            scoped = self._scoped_link()
+            assert scoped is not None
+            return read(scoped)
+        lock = self._write_lock if self._sqlite else None
+        if lock is not None:
+            lock.acquire()
+        try:
+            link = self._link()
             try:
-                return self._plain_page(link, t, plan, query, *statement)
+                return read(link)
             finally:
                 link.close()
+        finally:
+            if lock is not None:
+                lock.release()
+
+    def _lost(self, exc: Exception, link: Link) -> bool:
+        """Whether ``exc``, raised by the driver on ``link``, says the connection is gone."""
+        dialect = self.engine.dialect
+        if not isinstance(exc, dialect.loaded_dbapi.Error):
+            return False
+        return bool(dialect.is_disconnect(exc, link.dbapi, None))
 
     def _plain_page(
         self,
@@ -228,47 +271,40 @@ class Rows(Adoption):
         return self._page(conn, t, plan, found, total, groups_at)
 
     def _get_plain(
-        self, t: ModelType, plan: ReadPlan, by_id: Prepared, id: str
+        self, t: ModelType, plan: ReadPlan, groups: bool, id: str
     ) -> tuple[dict[str, Any] | None, Sequence[Any]] | None:
-        """SQLite: the read by id of a resource read without members, when it writes
-        nothing: ``(resource, the row read)``, ``(None, ())`` when there is no such
-        resource, or None when the read has more to do (the app changed the row: its
-        version moves first) and the caller's general read must run.
+        """The read by id of a resource read without members, when it writes nothing:
+        ``(resource, the groups columns read)`` (empty without ``groups``), ``(None, ())``
+        when there is no such resource, or None when the read has more to do (the app
+        changed the row: its version moves first) and the caller's general read must run.
 
-        The most frequent request, so it takes the shortest way: ``by_id`` on the DB-API
-        connection of the request scope, else on one checked out of the app's pool for
-        this statement (under the backend's SQLite write lock, as every read), no
-        SQLAlchemy ``Connection`` and no read bookkeeping (a lone ``SELECT`` outside a
-        transaction is its own snapshot, and there is nothing to commit)."""
-        link = self._scoped_link()
-        if link is not None:
-            found = by_id.first(link, scim_id=id)
-        else:
-            with self._write_lock:
-                link = Link(self._reads, self._reads.raw_connection())
-                try:
-                    found = by_id.first(link, scim_id=id)
-                finally:
-                    link.close()
+        The most frequent request, so it takes the shortest way: one statement
+        (:attr:`ReadPlan.prepared_plain`, only the columns a resource shows) on the
+        connection :meth:`_plain` gives, no SQLAlchemy ``Connection`` and no read
+        bookkeeping (a lone ``SELECT`` outside a transaction is its own snapshot, and
+        there is nothing to commit)."""
+        prepared = plan.prepared_plain_groups if groups else plan.prepared_plain
+        assert prepared is not None
+        found = self._plain(lambda link: prepared.first_of(link, id))
         if found is None:
             return None, ()
-        bk, row = plan.split(found)
-        if _hash(row, t.hash_fields) != bk["content_hash"]:
+        row, hashed = plan.plain_row(found)
+        scim_id, version, created, last_modified, digest, extras = found[:6]
+        if hash_text(hashed) != digest:
             return None  # moved by the app: the general read moves the version first
-        extras = bk["extras"]
         meta = extras.get("meta")
         meta = dict(meta) if meta else {}
         if UNSET in extras:
             resource = t.bound.read(*_visible(row, extras), owned=True)
         else:  # nothing to hide: the row and the extras just read are ours
             resource = t.bound.read(row, extras, owned=True)
-        resource["id"] = bk["scim_id"]
+        resource["id"] = scim_id
         meta.setdefault("resourceType", t.name)
-        meta["created"] = bk["created"]
-        meta["lastModified"] = bk["last_modified"]
-        meta["version"] = _version(bk["version"])
+        meta["created"] = created
+        meta["lastModified"] = last_modified
+        meta["version"] = _version(version)
         resource["meta"] = meta
-        return resource, found
+        return resource, found[plan.plain_end :]
 
     # One pass that joins a page's app rows, bookkeeping and members, each part read only
     # when the caller does not already hold it (the optional arguments): the branches are
@@ -312,10 +348,14 @@ class Rows(Adoption):
             bks = found
         displays: dict[tuple[Any, str], str] = {}
         fresh_members = members is None  # read here: their dicts are ours to give
+        #: Each group's members, in order (``members`` without the order keys).
+        lists: dict[Any, list[dict[str, Any]]] = {}
         if t.relation is not None:
             if members is None:
-                members = self._members_of(link, t, list(rows))
-            if members:
+                lists = self._member_lists(link, t, list(rows))
+            else:
+                lists = {gpk: [m for _, m in entries] for gpk, entries in members.items()}
+            if lists:
                 d = self._tables.display
                 rids = [bk["id"] for bk in bks.values()]
                 if len(rids) == 1:  # a read of one group
@@ -358,8 +398,8 @@ class Rows(Adoption):
             else:  # nothing to hide or copy: the row and the extras just read are ours
                 resource = read(row, extras, owned=True)
             resource["id"] = bk["scim_id"]
-            if t.relation is not None and members and members.get(pk):
-                listed = [m for _, m in members[pk]]
+            listed = lists.get(pk) if lists else None
+            if listed:
                 resource["members"] = listed if fresh_members else [dict(m) for m in listed]
                 if displays:
                     rid = bk["id"]
@@ -388,6 +428,26 @@ class Rows(Adoption):
                 row = dict(zip(keys, values, strict=True))
                 out[row["_pk"]] = row
         return out
+
+    def _member_lists(
+        self, link: sa.Connection | Link, t: ModelType, group_pks: list[Any]
+    ) -> dict[Any, list[dict[str, Any]]]:
+        """``{group pk: [{"value": id, "type": member type}, ...]}``, in
+        :meth:`_members_of`'s order (the members' bookkeeping rows'). A read of one group
+        runs one statement, compiled once, that reads the members' ids alone and makes
+        their dicts directly (a group of 10k members: no order keys, no second pass)."""
+        one = self._member_id_reads.get(t.name)
+        if one is None or len(group_pks) != 1:
+            return {
+                gpk: [m for _, m in entries]
+                for gpk, entries in self._members_of(link, t, group_pks).items()
+            }
+        rel = t.relation
+        assert rel is not None
+        self._adopt(link, self._types[rel.member_type])
+        kind = rel.member_type
+        found = [{"value": sid, "type": kind} for (sid,) in one.rows(link, gpk=group_pks[0])]
+        return {group_pks[0]: found} if found else {}
 
     def _members_of(
         self,

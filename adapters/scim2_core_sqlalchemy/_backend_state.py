@@ -14,6 +14,7 @@ import sqlalchemy as sa
 
 from ._backend_events import Events
 from ._backend_expressions import Compiler
+from ._backend_kept import KeptReads
 from ._backend_reads import GroupsOfPlan, Prepared, ReadPlan
 from ._backend_tables import Tables
 from ._models import ModelType
@@ -23,7 +24,13 @@ _CHUNK = 500
 
 def _hash(values: Mapping[str, Any], fields: Iterable[str]) -> str:
     """A digest of the mapped columns' values, to notice the app's changes."""
-    data = repr([values.get(f) for f in (fields if isinstance(fields, tuple) else sorted(fields))])
+    return hash_text(
+        repr([values.get(f) for f in (fields if isinstance(fields, tuple) else sorted(fields))])
+    )
+
+
+def hash_text(data: str) -> str:
+    """The digest :func:`_hash` makes of the ``repr`` of the list of the values."""
     return hashlib.blake2b(data.encode(), digest_size=16).hexdigest()
 
 
@@ -74,6 +81,8 @@ class State:
     _plans: dict[str, ReadPlan]
     _groups_plans: dict[str, list[GroupsOfPlan]]
     _member_reads: dict[str, Prepared]
+    #: The same reads without the order keys: the members' ids alone, in that order.
+    _member_id_reads: dict[str, Prepared]
     #: The statements of writes compiled once (:meth:`Connections._prepared`), by key.
     _statements: dict[tuple[Any, ...], Prepared]
     _write_lock: threading.RLock
@@ -81,3 +90,5 @@ class State:
     _events: Events
     _local: threading.local
     _reads: sa.Engine
+    #: The read connections kept per thread (:mod:`._backend_kept`), when used.
+    _kept: KeptReads | None

@@ -37,6 +37,12 @@ LAYOUT_VERSION: Final = 1
 #: Indexes of earlier releases that a newer one replaced (dropped when found).
 REPLACED_INDEXES: Final = ("resource_order",)
 
+#: The name (after the prefix) of the SQLite index a group's member read probes once per
+#: association row: the app row's integer key first (an integer compared first, not the
+#: type's text), covering the read (``deleted``, ``scim_id``; the row id is the rowid).
+#: A 10k-member group's read took 6.7 ms with it, 9.3 ms on ``resource_int``.
+MEMBER_INDEX: Final = "resource_member"
+
 _ID = BigInteger().with_variant(Integer(), "sqlite")
 
 
@@ -77,6 +83,11 @@ def make_tables(prefix: str) -> Tables:
         Index(
             f"{prefix}resource_page", "resource_type", "deleted", "created", "scim_id", "object_int"
         ),
+        # SQLite only (the member read names it, ``INDEXED BY``); made on a database of an
+        # earlier release at the backend's start, like every index of this table.
+        Index(
+            f"{prefix}{MEMBER_INDEX}", "object_int", "resource_type", "deleted", "scim_id"
+        ).ddl_if(dialect="sqlite"),
     )
     value = Table(
         f"{prefix}values",

@@ -546,3 +546,49 @@ def test_an_index_added_to_the_bookkeeping_is_created_on_an_existing_database(
     names = {i["name"] for i in sa.inspect(engine).get_indexes("scim2_core_resources")}
     assert "scim2_core_resource_page" in names
     assert "scim2_core_resource_order" not in names
+
+
+def test_the_member_index_is_made_on_an_existing_sqlite_database_only(engine: sa.Engine) -> None:
+    scim_on(engine)
+    sqlite = engine.dialect.name == "sqlite"
+    if sqlite:
+        with engine.begin() as conn:  # as an earlier release left it
+            conn.execute(sa.text("DROP INDEX scim2_core_resource_member"))
+    scim = scim_on(engine)
+    names = {i["name"] for i in sa.inspect(engine).get_indexes("scim2_core_resources")}
+    assert ("scim2_core_resource_member" in names) == sqlite
+    uid = call(scim, "POST", "/Users", {"schemas": [USER], "userName": "ann"})[1]["id"]
+    group = {"schemas": [GROUP], "displayName": "Ops", "members": [{"value": uid}]}
+    gid = call(scim, "POST", "/Groups", group)[1]["id"]
+    assert [m["value"] for m in call(scim, "GET", f"/Groups/{gid}")[1]["members"]] == [uid]
+
+
+def test_a_groups_members_come_in_the_order_scim_made_or_adopted_them(engine: sa.Engine) -> None:
+    """The documented order of ``members``: the order in which SCIM created the members or
+    adopted the app's rows, whichever way the group is read (alone, in a page, in a page
+    of several groups), whatever the order they were added in."""
+    scim = scim_on(engine)
+    made = [
+        call(scim, "POST", "/Users", {"schemas": [USER], "userName": f"u{i}"})[1]["id"]
+        for i in range(6)
+    ]
+    with engine.begin() as conn:  # a row of the app's own, adopted by the next read
+        conn.execute(sa.insert(MODELS[0]), [{"username": "app1"}])
+    _, page, _ = call(scim, "GET", '/Users?filter=userName eq "app1"')
+    ids = [*made, page["Resources"][0]["id"]]
+    shuffled = [ids[6], ids[3], ids[0], ids[5]]
+    group = {"schemas": [GROUP], "displayName": "Ops", "members": [{"value": i} for i in shuffled]}
+    gid = call(scim, "POST", "/Groups", group)[1]["id"]
+    add = {
+        "schemas": [PATCH],
+        "Operations": [{"op": "add", "path": "members", "value": [{"value": ids[1]}]}],
+    }
+    assert call(scim, "PATCH", f"/Groups/{gid}", add)[0] == 200
+    expected = [i for i in ids if i in {*shuffled, ids[1]}]
+    other = {"schemas": [GROUP], "displayName": "Dev", "members": [{"value": ids[2]}]}
+    call(scim, "POST", "/Groups", other)
+    alone = call(scim, "GET", f"/Groups/{gid}")[1]
+    paged = call(scim, "GET", "/Groups?startIndex=1&count=10")[1]["Resources"]
+    found = call(scim, "GET", '/Groups?filter=displayName eq "Ops"')[1]["Resources"]
+    for read in (alone, *(g for g in paged if g["id"] == gid), *found):
+        assert [m["value"] for m in read["members"]] == expected

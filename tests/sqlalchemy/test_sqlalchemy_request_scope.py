@@ -3,7 +3,10 @@
 A request makes several backend calls (a read, then the ``groups_of`` of what it read); the
 engine enters the backend's request scope around it, so the app's pool sees one checkout per
 request, every connection goes back to the pool, whatever the answer, and the guarantees of
-each call (If-Match compare-and-set, rows the app made adopted) hold as before.
+each call (If-Match compare-and-set, rows the app made adopted) hold as before. With the
+backend's own read connections (the default), a ``GET`` by id and a ``userName eq`` that
+write nothing check out none of the app's pool; without them (``own_read_connections=False``)
+every request takes one.
 """
 
 from __future__ import annotations
@@ -21,9 +24,16 @@ from scim2_core import Engine
 from scim2_core_sqlalchemy import SQLAlchemyBackend
 
 
+@pytest.fixture(params=[True, False], ids=["own-reads", "app-pool-only"])
+def own_reads(request: pytest.FixtureRequest) -> bool:
+    return bool(request.param)
+
+
 @pytest.fixture
-def scim(engine: sa.Engine) -> Iterator[Engine]:
-    backend = SQLAlchemyBackend(engine, (ACCOUNT, TEAM), models=MODELS)
+def scim(engine: sa.Engine, own_reads: bool) -> Iterator[Engine]:
+    backend = SQLAlchemyBackend(
+        engine, (ACCOUNT, TEAM), models=MODELS, own_read_connections=own_reads
+    )
     yield Engine(backend)
     backend.close()
 
@@ -54,25 +64,29 @@ def _add(member: str) -> dict[str, Any]:
     }
 
 
-def test_each_request_checks_out_one_connection(engine: sa.Engine, scim: Engine) -> None:
+def test_each_request_checks_out_one_connection(
+    engine: sa.Engine, scim: Engine, own_reads: bool
+) -> None:
     uid = call(scim, "POST", "/Users", {"schemas": [USER], "userName": "ann"})[1]["id"]
     gid = call(scim, "POST", "/Groups", {"schemas": [GROUP], "displayName": "T"})[1]["id"]
     assert call(scim, "PATCH", f"/Groups/{gid}", _add(uid))[0] in (200, 204)
-    requests: list[tuple[str, str]] = [
-        ("GET", f"/Users/{uid}"),  # the user, then its groups
-        ("GET", '/Users?filter=userName eq "ANN"'),
-        ("GET", "/Users?startIndex=1&count=10"),
-        ("GET", f"/Groups/{gid}"),
+    assert call(scim, "GET", f"/Users/{uid}")[0] == 200  # the thread's own connection made
+    plain = 0 if own_reads else 1  # reads that write nothing, on the backend's own
+    requests: list[tuple[str, str, int]] = [
+        ("GET", f"/Users/{uid}", plain),  # the user with its groups
+        ("GET", '/Users?filter=userName eq "ANN"', plain),
+        ("GET", "/Users?startIndex=1&count=10", 1),
+        ("GET", f"/Groups/{gid}", 1),
     ]
-    for method, path in requests:
+    for method, path, checkouts in requests:
         with Checkouts(engine) as seen:
             status, body, _ = call(scim, method, path)
         assert status == 200
-        assert seen.count == 1, path
+        assert seen.count == checkouts, path
     with Checkouts(engine) as seen:
         body = scim.users.get(uid)
     assert [g["value"] for g in body["groups"]] == [gid]
-    assert seen.count == 1
+    assert seen.count == plain
     # Discovery reads no data: no connection at all.
     with Checkouts(engine) as seen:
         assert call(scim, "GET", "/ServiceProviderConfig")[0] == 200
