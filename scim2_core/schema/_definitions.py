@@ -10,11 +10,11 @@ Values are checked and brought to canonical form by :mod:`._values`.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Final, Literal
 
 from .._errors import ConfigurationError, InvalidPathError
-from .._urns import RESOURCE_TYPE_URN, SCHEMA_URN
+from .._urns import ENTERPRISE_USER_URN, RESOURCE_TYPE_URN, SCHEMA_URN
 
 __all__ = [
     "COMMON_ATTRIBUTES",
@@ -359,6 +359,8 @@ def resource_type_from_model(
         exts: list[tuple[Schema, bool]] = []
         for urn, ext_model in (model.get_extension_models() or {}).items():
             ext = Schema.from_dict(ext_model.to_schema().model_dump(mode="json", exclude_none=True))
+            if urn == ENTERPRISE_USER_URN:
+                ext = _optional_manager(ext)
             exts.append(
                 (
                     Schema(
@@ -382,6 +384,27 @@ def resource_type_from_model(
         # the core schema's description (not the Python class name).
         description=core.description or rt_name,
     )
+
+
+def _optional_manager(schema: Schema) -> Schema:
+    """The enterprise extension with ``manager.value`` and ``manager.$ref`` optional.
+
+    RFC 7643 §4.3 calls ``value`` RECOMMENDED, and §8.7.1's schema has ``"required":
+    false`` for both (its descriptions' "REQUIRED" is an erratum); scim2-models marks them
+    required. Okta sends ``"manager": {"value": null}`` once a manager is removed and
+    ``{"displayName": ...}`` alone where no id is mapped: neither may be refused.
+    """
+
+    def optional(a: Attribute) -> Attribute:
+        return replace(a, required=False) if a.name in ("value", "$ref") else a
+
+    attributes = tuple(
+        replace(a, sub_attributes=tuple(optional(s) for s in a.sub_attributes))
+        if a.name == "manager"
+        else a
+        for a in schema.attributes
+    )
+    return replace(schema, attributes=attributes)
 
 
 def iter_schema_ids(types: Iterable[ResourceType]) -> list[str]:

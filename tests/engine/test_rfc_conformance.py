@@ -314,6 +314,40 @@ def test_manager_ref_is_filled_from_its_value() -> None:
     assert dangling[ENTERPRISE]["manager"] == {"value": "nobody"}
 
 
+def test_manager_without_an_id_is_accepted_as_okta_sends_it() -> None:
+    """RFC 7643 §4.3 calls ``manager.value`` RECOMMENDED and §8.7.1's schema says
+    ``"required": false`` (for ``$ref`` too). Okta's PUT after a manager is removed carries
+    ``"manager": {"value": null}``, which clears it; a manager given by name only is
+    accepted, not refused with 400."""
+    engine = make_engine()
+    boss = create_user(engine, "boss")
+    user = create_user(engine, "alice", **{ENTERPRISE: {"manager": {"value": boss["id"]}}})
+    body = {k: v for k, v in user.items() if k != "meta"}
+    body[ENTERPRISE] = {"manager": {"value": None}, "department": "Sales"}
+    replaced = call(engine, "PUT", f"/Users/{user['id']}", body)
+    assert replaced.status == 200, replaced.json
+    assert replaced.json[ENTERPRISE] == {"department": "Sales"}
+    assert "manager" not in call(engine, "GET", f"/Users/{user['id']}").json[ENTERPRISE]
+    named = call(
+        engine,
+        "POST",
+        "/Users",
+        {
+            "schemas": [USER, ENTERPRISE],
+            "userName": "bob",
+            ENTERPRISE: {"manager": {"displayName": "Boss"}, "department": "R&D"},
+        },
+    )
+    assert named.status == 201, named.json
+    schema = call(engine, "GET", f"/Schemas/{ENTERPRISE}").json
+    [manager] = [a for a in schema["attributes"] if a["name"] == "manager"]
+    assert {s["name"]: s["required"] for s in manager["subAttributes"]} == {
+        "value": False,
+        "$ref": False,
+        "displayName": False,
+    }
+
+
 # -- RFC 7644 §3.14 / RFC 7232: conditional GET -------------------------------------------------
 
 
