@@ -32,10 +32,11 @@ _SHAPES = 512
 
 def _handoff(request: Request) -> dict[str, Any] | None:
     """The dict a server left in the request's ASGI scope for the log fields, if any."""
-    context = request.get("context") if isinstance(request, Mapping) else None
-    scope = context.get("scope") if isinstance(context, Mapping) else None
-    slot = scope.get(HANDOFF) if isinstance(scope, Mapping) else None
-    return slot if isinstance(slot, dict) else None
+    try:
+        slot = request["context"]["scope"].get(HANDOFF)
+    except (KeyError, TypeError, AttributeError):
+        return None
+    return slot if type(slot) is dict else None
 
 
 class Observability:
@@ -225,7 +226,8 @@ class Observability:
         if self.log is None:
             return
         fields = {
-            "time": entry_time(record.arrived),
+            # the text line has no time (its handler may add one): the JSON line's only
+            "time": entry_time(record.arrived) if self.log.format == "json" else None,
             "requestId": record.request_id,
             "method": method,
             "path": route,

@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from .._errors import ConfigurationError
 
-__all__ = ["LOG_FORMATS", "RequestLog"]
+__all__ = ["LOG_FORMATS", "LineHandler", "RequestLog"]
 
 LogFormat = Literal["text", "json"]
 LOG_FORMATS: tuple[LogFormat, ...] = ("text", "json")
@@ -66,10 +66,17 @@ class RequestLog:
 
         The record is what ``logger.info`` makes, naming this method as its origin, without
         the walk up the stack ``logger.info`` takes to find it (a tenth of a request's cost
-        on a fast server).
+        on a fast server). Where the logger's one handler is a :class:`LineHandler` (as
+        ``scim2-core serve`` sets it up) with no filter anywhere, the line is written to its
+        stream as that handler would write it, without a record (see :meth:`LineHandler.direct`).
         """
         logger = self.logger
         if logger.isEnabledFor(logging.INFO):
+            handlers = logger.handlers
+            if len(handlers) == 1 and not logger.filters and not logger.propagate:
+                handler = handlers[0]
+                if type(handler) is LineHandler and handler.direct(self.line(fields)):
+                    return
             record = logger.makeRecord(
                 logger.name,
                 logging.INFO,
@@ -81,6 +88,46 @@ class RequestLog:
                 _WHERE[2],
             )
             logger.handle(record)
+
+
+class LineHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """A :class:`logging.StreamHandler` writing each record as ``prefix`` and its message on
+    a line, flushed at once; the request log writes its lines to it directly when nothing
+    else (a filter, another handler, a formatter set later) could change them.
+
+    ``prefix`` is ``"INFO:     "`` for text lines, as uvicorn prints its own, and ``""`` for
+    JSON lines (one JSON document a line).
+    """
+
+    def __init__(self, stream: Any, prefix: str) -> None:
+        super().__init__(stream)
+        self.prefix = prefix
+        self._formatter = logging.Formatter(
+            "%(levelname)s:     %(message)s" if prefix else "%(message)s"
+        )
+        self.setFormatter(self._formatter)
+
+    def direct(self, line: str) -> bool:
+        """Write ``line`` (an INFO message) as :meth:`emit` would; False, with nothing
+        written, where a record must go the usual way: a filter, a level above INFO or
+        another formatter set on this handler, or a write that failed (the usual way then
+        reports it through :meth:`handleError`)."""
+        if self.filters or self.level > logging.INFO or self.formatter is not self._formatter:
+            return False
+        text = f"{self.prefix}{line}\n"
+        lock = self.lock
+        if lock is not None:
+            lock.acquire()
+        try:
+            stream = self.stream
+            stream.write(text)
+            stream.flush()
+        except Exception:
+            return False
+        finally:
+            if lock is not None:
+                lock.release()
+        return True
 
 
 #: Where a request's record says it was made: :meth:`RequestLog.write`.

@@ -15,7 +15,7 @@ from ..engine import Engine
 from ._asgi import MetricsEndpoint, RequestLogMiddleware
 from ._hub import Observability
 from ._limits import Rate, RateLimit
-from ._log import LOG_FORMATS, request_logger
+from ._log import LOG_FORMATS, LineHandler, request_logger
 
 __all__ = ["METRICS_TOKEN_ENV", "add_serve_flags", "log_requests_to", "observed_app"]
 
@@ -137,9 +137,7 @@ def observed_app(
 def log_requests_to(stream: TextIO, level: str, log_format: str) -> None:
     """Send the request log to ``stream`` at ``level`` (uvicorn configures only its own):
     JSON lines as they are, text lines after the level, as uvicorn prints its own."""
-    handler = logging.StreamHandler(stream)
-    fmt = "%(message)s" if log_format == "json" else "%(levelname)s:     %(message)s"
-    handler.setFormatter(logging.Formatter(fmt))
+    handler = LineHandler(stream, "" if log_format == "json" else "INFO:     ")
     request_logger.handlers = [handler]
     request_logger.propagate = False
     request_logger.setLevel(logging.getLevelName(level.upper()) if level != "trace" else 5)

@@ -89,3 +89,76 @@ def test_a_record_names_the_request_log_and_honours_levels_and_filters() -> None
     finally:
         logger.removeHandler(handler)
         logger.filters.clear()
+
+
+class _Stream:
+    """A text stream that keeps what it is given and counts its flushes."""
+
+    def __init__(self) -> None:
+        self.text = ""
+        self.flushes = 0
+
+    def write(self, text: str) -> int:
+        self.text += text
+        return len(text)
+
+    def flush(self) -> None:
+        self.flushes += 1
+
+
+def test_serve_s_handler_gets_the_line_a_record_would_give_and_honours_what_may_change_it() -> None:
+    """``scim2-core serve``'s handler (:class:`LineHandler`) is written to directly: each
+    line flushed at once and equal to what the record path writes, in both formats; a
+    filter on the logger or the handler, a level above INFO, another formatter or a second
+    handler make the line go through ``logging`` again, which honours them."""
+    from scim2_core.observe._log import LineHandler
+
+    logger = logging.getLogger("scim2_core.request.test_direct")
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    fields = {
+        "time": "2026-12-01T00:00:00.000001Z",
+        "method": "GET",
+        "path": "/Users/{id}",
+        "status": 200,
+        "durationMs": 0.25,
+        "principal": "token a",
+        "client": "127.0.0.1:5",
+    }
+    try:
+        for fmt, prefix in (("text", "INFO:     "), ("json", "")):
+            log = RequestLog(fmt, logger)
+            direct, through = _Stream(), _Stream()
+            logger.handlers = [LineHandler(direct, prefix)]
+            log.write(fields)
+            assert direct.text == f"{prefix}{log.line(fields)}\n"
+            assert direct.flushes == 1
+            # The same line through logging's own path (a filter that keeps every record):
+            handler = LineHandler(through, prefix)
+            handler.addFilter(lambda r: True)
+            logger.handlers = [handler]
+            log.write(fields)
+            assert through.text == direct.text
+
+        log = RequestLog("text", logger)
+        stream = _Stream()
+        handler = LineHandler(stream, "INFO:     ")
+        logger.handlers = [handler]
+        logger.addFilter(lambda r: False)
+        log.write(fields)
+        assert stream.text == ""
+        logger.filters.clear()
+        handler.setLevel(logging.WARNING)
+        log.write(fields)
+        assert stream.text == ""
+        handler.setLevel(logging.NOTSET)
+        handler.setFormatter(logging.Formatter("custom %(message)s"))
+        log.write(fields)
+        assert stream.text == f"custom {log.line(fields)}\n"
+        records = _Records()
+        logger.handlers = [handler, records]
+        log.write(fields)
+        assert len(records.records) == 1
+    finally:
+        logger.handlers = []
+        logger.filters.clear()
