@@ -114,20 +114,21 @@ def _request_id(given: str | None) -> str:
 def _audit_entry(r: RequestRecord, request: Any, response: Response) -> AuditEntry:
     """The audit log's entry for a request (see :mod:`._audit`); for an error, what was
     asked and answered too (redacted, bounded)."""
-    return AuditEntry(
-        time=entry_time(r.arrived),
-        principal=r.principal,
-        tenant=r.tenant,
-        method=r.method,
-        path=r.path,
-        resource_type=r.resource_type,
-        resource_id=r.resource_id,
-        status=r.status,
-        scim_type=r.scim_type,
-        request_id=r.request_id,
-        duration_ms=r.seconds * 1000,
-        change=r.change,
-        exchange=exchange_of(request, response) if r.status >= 400 else None,
+    resource_type, resource_id = r.resource
+    return AuditEntry.of(
+        entry_time(r.arrived),
+        r.principal,
+        r.tenant,
+        r.method,
+        r.path,
+        resource_type,
+        resource_id,
+        r.status,
+        r.scim_type,
+        r.request_id,
+        r.seconds * 1000,
+        r.change,
+        exchange_of(request, response) if r.status >= 400 else None,
     )
 
 

@@ -82,6 +82,11 @@ class RequestRecord:
         return principal_name(self.principal_given)
 
     @property
+    def resource(self) -> tuple[str | None, str | None]:
+        """``(resource_type, resource_id)``, worked out once for both."""
+        return self._resource()
+
+    @property
     def resource_type(self) -> str | None:
         """The name of the resource type the path is about (``User`` for ``/Me``)."""
         return self._resource()[0]
