@@ -19,13 +19,14 @@ from ..engine._observers import RateGate, RequestObserver, RequestRecord
 from ._asgi import MetricsEndpoint, RequestLogMiddleware
 from ._hub import Observability
 from ._limits import Rate, RateLimit
-from ._log import LOG_FORMATS, RequestLog
+from ._log import LOG_FORMATS, LineHandler, RequestLog
 from ._metrics import LATENCY_BUCKETS, Metrics
 from ._route import RouteTemplates
 
 __all__ = [
     "LATENCY_BUCKETS",
     "LOG_FORMATS",
+    "LineHandler",
     "Metrics",
     "MetricsEndpoint",
     "Observability",
