@@ -220,22 +220,24 @@ class PrefixMount:
         self.prefix = prefix.rstrip("/")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket"):
+        kind = scope["type"]
+        if kind != "http" and kind != "websocket":
             await self.app(scope, receive, send)
             return
-        mount = scope.get("root_path", "") + self.prefix
+        root: str = scope.get("root_path", "")
+        mount = root + self.prefix if root else self.prefix
         target = asgi_target(scope)
         raw = target[1]
-        if raw is None and scope["type"] == "http":
+        if raw is None and kind == "http":
             # Not a path (``*``, ``host:443``): the mounted app answers it (400, closed).
             await self.app(scope, receive, send)
         elif raw is not None and (path := engine_path(raw, mount)) is not None:
             mounted = {**scope, "root_path": mount}
-            if scope["type"] == "http" and type(self.app) is ASGIApp:
+            if kind == "http" and type(self.app) is ASGIApp:
                 await self.app._http(mounted, receive, send, (target, path))  # found here
             else:
                 await self.app(mounted, receive, send)
-        elif scope["type"] == "http":
+        elif kind == "http":
             await send_response(send, scope["method"], not_mounted(self.prefix))
         else:
             await receive()

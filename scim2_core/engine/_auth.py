@@ -79,7 +79,10 @@ def bearer_tokens(
 
     The presented token is compared with every configured token using
     :func:`hmac.compare_digest` over SHA-256 digests, without stopping at the first match,
-    so the time taken reveals neither which token matched nor how long any token is.
+    so the time taken reveals neither which token matched nor how long any token is. A
+    token once found valid is remembered (it is looked up before being hashed again on the
+    next request): only the exact token finds itself there, and a refused token is always
+    compared in full.
     The scheme name is matched case-insensitively (RFC 9110 §11.1: "It uses a
     case-insensitive token to identify the authentication scheme").
 
@@ -108,6 +111,12 @@ def bearer_tokens(
             )
         table.append((_digest(token), principal))
 
+    # The tokens already presented and found valid, each with its principal: a client
+    # sends the same token on every request, and hashing it again would find the same.
+    # Only a token that passed the comparison below is kept, so this holds at most the
+    # configured tokens; a refused token is never kept and is always compared in full.
+    valid: dict[str, Principal] = {}
+
     def authenticate(request: Request) -> Principal | None:
         header = _authorization(request)
         if header is None:
@@ -116,12 +125,19 @@ def bearer_tokens(
         credentials = credentials.strip()
         if scheme.lower() != "bearer" or not credentials:
             return None
+        # A dict lookup compares two strings only when their hashes are equal (then the
+        # presented token is the remembered one): its time tells nothing of the tokens.
+        known = valid.get(credentials)
+        if known is not None:
+            return known
         presented = _digest(credentials)
         found: Principal | None = None
         for digest, principal in table:
             # No early exit: every configured token is compared, match or not.
             if hmac.compare_digest(presented, digest):
                 found = principal
+        if found is not None:
+            valid[credentials] = found
         return found
 
     return authenticate

@@ -167,6 +167,8 @@ def asgi_target(scope: Mapping[str, Any]) -> tuple[str | None, str | None]:
     target = ""
     if isinstance(raw, bytes):
         target = raw.decode("latin-1")
+        if target == path and path[:1] == "/":
+            return None, target  # origin-form, nothing encoded: what clients send
         if "?" in target:  # some servers (httpx's ASGITransport) leave the query in raw_path
             target = target.split("?", 1)[0]
         # Unquoting a target with no "%" gives it back unchanged.
