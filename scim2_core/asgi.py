@@ -53,6 +53,10 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 _Target = tuple[str | None, str | None]  # (authority, raw path) of the request target
 _READS = frozenset(("GET", "HEAD"))
+#: How many distinct request targets a :class:`PrefixMount` keeps resolved.
+_KEPT_TARGETS = 256
+#: ... each at most this long (raw).
+_KEPT_TARGET_BYTES = 512
 
 
 def _default_context(scope: Scope) -> Mapping[str, Any]:
@@ -218,6 +222,27 @@ class PrefixMount:
     def __init__(self, app: ASGIApp, prefix: str = "/scim/v2") -> None:
         self.app = app
         self.prefix = prefix.rstrip("/")
+        #: What the last targets asked gave (see :meth:`_found`).
+        self._targets: dict[tuple[Any, Any, str], tuple[_Target, str | None]] = {}
+
+    def _found(self, scope: Scope, mount: str) -> tuple[_Target, str | None]:
+        """The request's target (:func:`asgi_target`) and its engine path under ``mount``
+        (:func:`engine_path`; None when not under it), as they were the last time the same
+        target was asked: clients ask the same paths again and again."""
+        raw_path = scope.get("raw_path")
+        kept = type(raw_path) is bytes and len(raw_path) <= _KEPT_TARGET_BYTES
+        key = (raw_path, scope.get("path"), mount)
+        targets = self._targets
+        found = targets.get(key) if kept else None
+        if found is None:
+            target = asgi_target(scope)
+            raw = target[1]
+            found = (target, None if raw is None else engine_path(raw, mount))
+            if kept:
+                if len(targets) >= _KEPT_TARGETS:
+                    targets.clear()  # a client asking ever new paths: start again
+                targets[key] = found
+        return found
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -226,12 +251,11 @@ class PrefixMount:
             return
         root: str = scope.get("root_path", "")
         mount = root + self.prefix if root else self.prefix
-        target = asgi_target(scope)
-        raw = target[1]
-        if raw is None and kind == "http":
+        target, path = self._found(scope, mount)
+        if target[1] is None and kind == "http":
             # Not a path (``*``, ``host:443``): the mounted app answers it (400, closed).
             await self.app(scope, receive, send)
-        elif raw is not None and (path := engine_path(raw, mount)) is not None:
+        elif path is not None:
             mounted = {**scope, "root_path": mount}
             if kind == "http" and type(self.app) is ASGIApp:
                 await self.app._http(mounted, receive, send, (target, path))  # found here
