@@ -57,6 +57,8 @@ _READS = frozenset(("GET", "HEAD"))
 _KEPT_TARGETS = 256
 #: ... each at most this long (raw).
 _KEPT_TARGET_BYTES = 512
+#: How many base URLs an :class:`ASGIApp` keeps built (one per host a client names).
+_KEPT_URLS = 64
 
 
 def _default_context(scope: Scope) -> Mapping[str, Any]:
@@ -105,6 +107,8 @@ class ASGIApp:
         self.context = context
         self.base_url = None if base_url is None else checked_base_url(base_url)
         self.body_timeout = body_timeout
+        #: The base URLs of the last (scheme, host, root path) asked, each built once.
+        self._urls: dict[tuple[str, str, str], str] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -147,8 +151,17 @@ class ASGIApp:
             if self.trust_proxy:
                 scheme = forwarded(headers.get("x-forwarded-proto")) or scheme
                 host = forwarded(headers.get("x-forwarded-host")) or host
-            url = base_url(scheme, host, root_path)
+            urls = self._urls
+            key = (scheme, host, root_path)
+            kept = urls.get(key)
+            if kept is None:
+                kept = base_url(scheme, host, root_path)
+                if len(urls) >= _KEPT_URLS:
+                    urls.clear()  # ever new hosts: start again
+                urls[key] = kept
+            url = kept
         query_string: bytes = scope.get("query_string", b"")
+        context = self.context
         return {
             "method": scope["method"],
             "path": path or "/",
@@ -156,7 +169,7 @@ class ASGIApp:
             "headers": headers,
             "body": body,
             "base_url": url,
-            "context": self.context(scope),
+            "context": {"scope": scope} if context is _default_context else context(scope),
         }
 
     async def _http(

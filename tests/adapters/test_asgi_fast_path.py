@@ -217,3 +217,22 @@ def test_a_target_asked_again_is_answered_as_the_first_time() -> None:
         for n in range(300):  # more targets than the mount keeps
             assert _ask(mount, f"/scim/v2/Users/x{n}", f"/scim/v2/Users/x{n}", "")[0] == 404
     assert json.loads(_ask(mount, *targets[0][:3])[1])["id"] == user_id
+
+
+def test_each_answer_names_its_own_host_however_many_were_asked(app: Any) -> None:
+    """The base URLs built for the hosts asked last are kept: ``meta.location`` still
+    follows each request's ``Host``, past as many hosts as are kept, and back again."""
+    user_id = _create(app)
+    path = f"/scim/v2/Users/{user_id}"
+    hosts = [f"h{n}.example.com" for n in range(100)] + ["example.com", "h1.example.com"]
+    for host in hosts + hosts[::-1]:
+        sent: list[dict[str, Any]] = []
+
+        async def send(message: Any, sent: list[dict[str, Any]] = sent) -> None:
+            sent.append(dict(message))
+
+        scope = _scope("GET", path, [], "1.1")
+        scope["headers"] = [(b"host", host.encode()), AUTH]
+        asyncio.run(app(scope, None, send))
+        assert sent[0]["status"] == 200
+        assert json.loads(sent[1]["body"])["meta"]["location"] == f"http://{host}{path}"

@@ -57,6 +57,11 @@ def test_bearer_tokens_answer_the_same_when_asked_again() -> None:
     for _ in range(3):
         for headers, principal in CASES + CASES[::-1]:
             assert hook(req(**headers)) == principal
+    # The same valid token written in more ways than are remembered: each still valid.
+    spaced = [f"Bearer{' ' * n}tok-b{' ' * n}" for n in range(1, 200)]
+    for header in spaced + spaced:
+        assert hook(req(Authorization=header)) == Principal("acme", "acme")
+        assert hook(req(Authorization=header + "x")) is None
 
 
 @pytest.mark.parametrize(
