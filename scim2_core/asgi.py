@@ -53,6 +53,12 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 _Target = tuple[str | None, str | None]  # (authority, raw path) of the request target
 _READS = frozenset(("GET", "HEAD"))
+#: How many distinct request targets a :class:`PrefixMount` keeps resolved.
+_KEPT_TARGETS = 256
+#: ... each at most this long (raw).
+_KEPT_TARGET_BYTES = 512
+#: How many base URLs an :class:`ASGIApp` keeps built (one per host a client names).
+_KEPT_URLS = 64
 
 
 def _default_context(scope: Scope) -> Mapping[str, Any]:
@@ -101,6 +107,8 @@ class ASGIApp:
         self.context = context
         self.base_url = None if base_url is None else checked_base_url(base_url)
         self.body_timeout = body_timeout
+        #: The base URLs of the last (scheme, host, root path) asked, each built once.
+        self._urls: dict[tuple[str, str, str], str] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -143,8 +151,17 @@ class ASGIApp:
             if self.trust_proxy:
                 scheme = forwarded(headers.get("x-forwarded-proto")) or scheme
                 host = forwarded(headers.get("x-forwarded-host")) or host
-            url = base_url(scheme, host, root_path)
+            urls = self._urls
+            key = (scheme, host, root_path)
+            kept = urls.get(key)
+            if kept is None:
+                kept = base_url(scheme, host, root_path)
+                if len(urls) >= _KEPT_URLS:
+                    urls.clear()  # ever new hosts: start again
+                urls[key] = kept
+            url = kept
         query_string: bytes = scope.get("query_string", b"")
+        context = self.context
         return {
             "method": scope["method"],
             "path": path or "/",
@@ -152,7 +169,7 @@ class ASGIApp:
             "headers": headers,
             "body": body,
             "base_url": url,
-            "context": self.context(scope),
+            "context": {"scope": scope} if context is _default_context else context(scope),
         }
 
     async def _http(
@@ -218,24 +235,46 @@ class PrefixMount:
     def __init__(self, app: ASGIApp, prefix: str = "/scim/v2") -> None:
         self.app = app
         self.prefix = prefix.rstrip("/")
+        #: What the last targets asked gave (see :meth:`_found`).
+        self._targets: dict[tuple[Any, Any, str], tuple[_Target, str | None]] = {}
+
+    def _found(self, scope: Scope, mount: str) -> tuple[_Target, str | None]:
+        """The request's target (:func:`asgi_target`) and its engine path under ``mount``
+        (:func:`engine_path`; None when not under it), as they were the last time the same
+        target was asked: clients ask the same paths again and again."""
+        raw_path = scope.get("raw_path")
+        kept = type(raw_path) is bytes and len(raw_path) <= _KEPT_TARGET_BYTES
+        key = (raw_path, scope.get("path"), mount)
+        targets = self._targets
+        found = targets.get(key) if kept else None
+        if found is None:
+            target = asgi_target(scope)
+            raw = target[1]
+            found = (target, None if raw is None else engine_path(raw, mount))
+            if kept:
+                if len(targets) >= _KEPT_TARGETS:
+                    targets.clear()  # a client asking ever new paths: start again
+                targets[key] = found
+        return found
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket"):
+        kind = scope["type"]
+        if kind != "http" and kind != "websocket":
             await self.app(scope, receive, send)
             return
-        mount = scope.get("root_path", "") + self.prefix
-        target = asgi_target(scope)
-        raw = target[1]
-        if raw is None and scope["type"] == "http":
+        root: str = scope.get("root_path", "")
+        mount = root + self.prefix if root else self.prefix
+        target, path = self._found(scope, mount)
+        if target[1] is None and kind == "http":
             # Not a path (``*``, ``host:443``): the mounted app answers it (400, closed).
             await self.app(scope, receive, send)
-        elif raw is not None and (path := engine_path(raw, mount)) is not None:
+        elif path is not None:
             mounted = {**scope, "root_path": mount}
-            if scope["type"] == "http" and type(self.app) is ASGIApp:
+            if kind == "http" and type(self.app) is ASGIApp:
                 await self.app._http(mounted, receive, send, (target, path))  # found here
             else:
                 await self.app(mounted, receive, send)
-        elif scope["type"] == "http":
+        elif kind == "http":
             await send_response(send, scope["method"], not_mounted(self.prefix))
         else:
             await receive()

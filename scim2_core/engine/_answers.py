@@ -55,7 +55,7 @@ def _key(ctx: Ctx) -> _Key | None:
         if size > LONGEST_QUERY:
             return None
     segments = ctx.segments
-    if segments and segments[0].lower() == "me":
+    if segments and len(segments[0]) == 2 and segments[0].lower() == "me":
         return None  # RFC 7644 §3.11: /Me is the principal's own resource
     return (ctx.tenant, ctx.base_url, tuple(segments), tuple(query.items()) if query else ())
 

@@ -29,6 +29,10 @@ from ._request import LowerCaseHeaders
 
 __all__ = ["Principal", "bearer_tokens"]
 
+#: How many valid ``Authorization`` headers a :func:`bearer_tokens` hook remembers (the
+#: same token written with other spaces or scheme case is another header).
+_REMEMBERED = 64
+
 
 @dataclass(frozen=True, slots=True)
 class Principal:
@@ -79,7 +83,10 @@ def bearer_tokens(
 
     The presented token is compared with every configured token using
     :func:`hmac.compare_digest` over SHA-256 digests, without stopping at the first match,
-    so the time taken reveals neither which token matched nor how long any token is.
+    so the time taken reveals neither which token matched nor how long any token is. An
+    ``Authorization`` header once found valid is remembered (looked up before being parsed
+    and hashed again on the next request): only the exact same header finds itself there,
+    and a refused token is always compared in full.
     The scheme name is matched case-insensitively (RFC 9110 §11.1: "It uses a
     case-insensitive token to identify the authentication scheme").
 
@@ -108,10 +115,21 @@ def bearer_tokens(
             )
         table.append((_digest(token), principal))
 
+    # The Authorization headers already presented and found valid, each with its
+    # principal: a client sends the same header on every request, and parsing and hashing
+    # it again would find the same. Only a header whose token passed the comparison below
+    # is kept, and at most _REMEMBERED of them; a refused token is always compared in full.
+    valid: dict[str, Principal] = {}
+
     def authenticate(request: Request) -> Principal | None:
         header = _authorization(request)
         if header is None:
             return None
+        # A dict lookup compares two strings only when their hashes are equal (then the
+        # header is the remembered one): its time tells nothing of the tokens.
+        known = valid.get(header)
+        if known is not None:
+            return known
         scheme, _, credentials = header.strip().partition(" ")
         credentials = credentials.strip()
         if scheme.lower() != "bearer" or not credentials:
@@ -122,6 +140,8 @@ def bearer_tokens(
             # No early exit: every configured token is compared, match or not.
             if hmac.compare_digest(presented, digest):
                 found = principal
+        if found is not None and len(valid) < _REMEMBERED:
+            valid[header] = found
         return found
 
     return authenticate

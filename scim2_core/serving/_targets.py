@@ -136,13 +136,24 @@ def asgi_headers(scope: Mapping[str, Any]) -> tuple[dict[str, str], str | None, 
     joined with ``", "``, RFC 9110 §5.3), and the first ``Content-Length`` and
     ``Transfer-Encoding`` values as received (``None`` when absent)."""
     headers = LowerCaseHeaders()
-    length: str | None = None
-    encoding: str | None = None
     known = _KNOWN_NAMES
     for raw_name, raw_value in scope.get("headers", ()):
         name = known.get(raw_name)
         if name is None:
             name = raw_name.decode("latin-1").lower()
+        if name in headers:
+            return _joined_headers(scope)  # a repeated field (rare): the longer way
+        headers[name] = raw_value.decode("latin-1")
+    return headers, headers.get("content-length"), headers.get("transfer-encoding")
+
+
+def _joined_headers(scope: Mapping[str, Any]) -> tuple[dict[str, str], str | None, str | None]:
+    """:func:`asgi_headers` for headers that repeat a field."""
+    headers = LowerCaseHeaders()
+    length: str | None = None
+    encoding: str | None = None
+    for raw_name, raw_value in scope.get("headers", ()):
+        name = raw_name.decode("latin-1").lower()
         value = raw_value.decode("latin-1")
         if name in headers:
             headers[name] = f"{headers[name]}, {value}"
@@ -167,6 +178,8 @@ def asgi_target(scope: Mapping[str, Any]) -> tuple[str | None, str | None]:
     target = ""
     if isinstance(raw, bytes):
         target = raw.decode("latin-1")
+        if target == path and path[:1] == "/":
+            return None, target  # origin-form, nothing encoded: what clients send
         if "?" in target:  # some servers (httpx's ASGITransport) leave the query in raw_path
             target = target.split("?", 1)[0]
         # Unquoting a target with no "%" gives it back unchanged.

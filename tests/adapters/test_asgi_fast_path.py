@@ -174,3 +174,65 @@ def test_request_headers_are_decoded_as_latin1_by_lower_case_name(
         # RFC 9110 §5.3: repeated fields combine, in order, with ", ".
         expected[key] = f"{expected[key]}, {text}" if key in expected else text
     assert headers == expected
+
+
+def _ask(app: Any, path: str, raw_path: str, root_path: str) -> tuple[int, bytes]:
+    """A GET of ``path`` (decoded) received as ``raw_path``: (status, body)."""
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: Any) -> None:
+        sent.append(dict(message))
+
+    scope = {**_scope("GET", path, [], "1.1"), "raw_path": raw_path.encode()}
+    scope["root_path"] = root_path
+    asyncio.run(app(scope, receive, send))
+    return sent[0]["status"], sent[1]["body"]
+
+
+def test_a_target_asked_again_is_answered_as_the_first_time() -> None:
+    """The mount keeps what it found for the targets asked last (clients repeat them): a
+    target asked again, after hundreds of others, is answered as a fresh mount answers it."""
+    engine = Engine(MemoryBackend(), authenticate=bearer_tokens([TOKEN]))
+    mount = PrefixMount(ASGIApp(engine))
+    user_id = _create(mount)
+    targets = [
+        (f"/scim/v2/Users/{user_id}", f"/scim/v2/Users/{user_id}", "", 200),
+        ("/scim/v2/Users/a/b", "/scim/v2/Users/a%2Fb", "", 404),  # the User "a/b"
+        ("/scim/v2/Users/a/b", "/scim/v2/Users/a/b", "", 404),  # no such endpoint
+        ("/scim/v2/Users", "/scim/v2/Users", "/app", 404),  # not under /app/scim/v2
+        ("/app/scim/v2/Users", "/app/scim/v2/Users", "/app", 200),
+        ("/app/scim/v2/Users", "/app/scim/v2/Users", "", 404),  # the same, at another root
+        ("/scim/v2/Users", "/scim/v2/Users/a%2Fb", "", 200),  # a path rewritten since
+        ("/scim/v2x/Users", "/scim/v2x/Users", "", 404),
+    ]
+    for _ in range(2):
+        for path, raw_path, root_path, status in targets:
+            fresh = _ask(PrefixMount(ASGIApp(engine)), path, raw_path, root_path)
+            assert fresh[0] == status
+            for _ in range(3):
+                assert _ask(mount, path, raw_path, root_path) == fresh
+        for n in range(300):  # more targets than the mount keeps
+            assert _ask(mount, f"/scim/v2/Users/x{n}", f"/scim/v2/Users/x{n}", "")[0] == 404
+    assert json.loads(_ask(mount, *targets[0][:3])[1])["id"] == user_id
+
+
+def test_each_answer_names_its_own_host_however_many_were_asked(app: Any) -> None:
+    """The base URLs built for the hosts asked last are kept: ``meta.location`` still
+    follows each request's ``Host``, past as many hosts as are kept, and back again."""
+    user_id = _create(app)
+    path = f"/scim/v2/Users/{user_id}"
+    hosts = [f"h{n}.example.com" for n in range(100)] + ["example.com", "h1.example.com"]
+    for host in hosts + hosts[::-1]:
+        sent: list[dict[str, Any]] = []
+
+        async def send(message: Any, sent: list[dict[str, Any]] = sent) -> None:
+            sent.append(dict(message))
+
+        scope = _scope("GET", path, [], "1.1")
+        scope["headers"] = [(b"host", host.encode()), AUTH]
+        asyncio.run(app(scope, None, send))
+        assert sent[0]["status"] == 200
+        assert json.loads(sent[1]["body"])["meta"]["location"] == f"http://{host}{path}"

@@ -49,6 +49,21 @@ def test_bearer_tokens_from_a_list() -> None:
     assert hook(req(Authorization="Bearer three")) is None
 
 
+def test_bearer_tokens_answer_the_same_when_asked_again() -> None:
+    """A token found valid is remembered, not hashed again: every case answers the same
+    whatever was asked before it (each valid token as its own principal, a near miss of a
+    remembered token still refused), in any order and repeated."""
+    hook = bearer_tokens({"tok-a": None, "tok-b": "acme", "tok-c": Principal("robot", "t9")})
+    for _ in range(3):
+        for headers, principal in CASES + CASES[::-1]:
+            assert hook(req(**headers)) == principal
+    # The same valid token written in more ways than are remembered: each still valid.
+    spaced = [f"Bearer{' ' * n}tok-b{' ' * n}" for n in range(1, 200)]
+    for header in spaced + spaced:
+        assert hook(req(Authorization=header)) == Principal("acme", "acme")
+        assert hook(req(Authorization=header + "x")) is None
+
+
 @pytest.mark.parametrize(
     "tokens",
     [[], {}, "secret", [""], ["two words"], ["tab\tinside"], {"tok": 3}, [None]],
