@@ -70,7 +70,7 @@ from scim2_core.schema import AttrRef, ResourceType, now, version_number
 from ._backend_events import Events
 from ._backend_expressions import Compiler
 from ._backend_kept import KeptReads, may_keep
-from ._backend_reads import GroupsOfPlan, Link, Prepared, ReadPlan, group_entries
+from ._backend_reads import GroupsOfPlan, Link, Prepared, ReadPlan, group_entries, largest_keys
 from ._backend_rows import _MAX_WINDOW, Rows
 from ._backend_state import _chunks, _hash, copy_json
 from ._backend_tables import LAYOUT_VERSION, MEMBER_INDEX, REPLACED_INDEXES, make_tables
@@ -255,14 +255,21 @@ class SQLAlchemyBackend(Rows):
     def _prepare_member_reads(self, g: ModelType, member: ModelType) -> None:
         """The reads of one group's members (a group type with an integer key), in the
         order of their bookkeeping rows (the order SCIM created or adopted them): with
-        the order keys (``_members_of``) or without them (``_member_lists``: the ids
-        alone)."""
+        the order keys (``_members_of``) or without them (``_member_lists``: the ids,
+        and on each row the member type's largest keys and whether the group ``rid``
+        has members' displays, so that a read of a group's members is one round trip
+        where it was three: the adoption check, the members, their displays)."""
         r = self._tables.resource
         rel = g.relation
         assert rel is not None
+        d = self._tables.display
+        checks = (
+            *largest_keys(member, r.alias("kept")),
+            sa.exists().where(d.c.resource_id == sa.bindparam("rid")).correlate(None),
+        )
         for columns, reads in (
             ((r.c.id, r.c.scim_id), self._member_reads),
-            ((r.c.scim_id,), self._member_id_reads),
+            ((r.c.scim_id, *checks), self._member_id_reads),
         ):
             read = Prepared(
                 sa.select(*columns)

@@ -21,7 +21,7 @@ from scim2_core.backends import (
 from scim2_core.filter import Compare
 from scim2_core.mapping import translate
 
-from ._backend_adopt import Adoption
+from ._backend_adopt import Adoption, _none_new
 from ._backend_expressions import UNSET
 from ._backend_reads import Link, Prepared, ReadPlan, group_entries, sa_conn
 from ._backend_state import _CHUNK, _chunks, _dict, _hash, _version, hash_text
@@ -351,11 +351,13 @@ class Rows(Adoption):
         #: Each group's members, in order (``members`` without the order keys).
         lists: dict[Any, list[dict[str, Any]]] = {}
         if t.relation is not None:
+            displayed = True  # whether the groups may have members' displays
             if members is None:
-                lists = self._member_lists(link, t, list(rows))
+                one = next(iter(bks.values()))["id"] if len(bks) == 1 else None
+                lists, displayed = self._member_lists(link, t, list(rows), one)
             else:
                 lists = {gpk: [m for _, m in entries] for gpk, entries in members.items()}
-            if lists:
+            if lists and displayed:
                 d = self._tables.display
                 rids = [bk["id"] for bk in bks.values()]
                 if len(rids) == 1:  # a read of one group
@@ -430,24 +432,41 @@ class Rows(Adoption):
         return out
 
     def _member_lists(
-        self, link: sa.Connection | Link, t: ModelType, group_pks: list[Any]
-    ) -> dict[Any, list[dict[str, Any]]]:
+        self, link: sa.Connection | Link, t: ModelType, group_pks: list[Any], rid: Any = None
+    ) -> tuple[dict[Any, list[dict[str, Any]]], bool]:
         """``{group pk: [{"value": id, "type": member type}, ...]}``, in
-        :meth:`_members_of`'s order (the members' bookkeeping rows'). A read of one group
-        runs one statement, compiled once, that reads the members' ids alone and makes
-        their dicts directly (a group of 10k members: no order keys, no second pass)."""
+        :meth:`_members_of`'s order (the members' bookkeeping rows'), and whether the
+        groups may have members' displays (False: known to have none).
+
+        A read of one group (``rid``: its bookkeeping row) runs one statement, compiled
+        once, that reads the members' ids alone and makes their dicts directly (a group
+        of 10k members: no order keys, no second pass). Its rows also carry the member
+        type's largest keys, which stand in for :meth:`_adopt`'s quick check when that is
+        the check due (else, or when they show new rows of the app, or no member, the
+        adoption runs and the members are read again), and whether the group has
+        displays."""
         one = self._member_id_reads.get(t.name)
-        if one is None or len(group_pks) != 1:
-            return {
+        if one is None or len(group_pks) != 1 or rid is None:
+            lists = {
                 gpk: [m for _, m in entries]
                 for gpk, entries in self._members_of(link, t, group_pks).items()
             }
+            return lists, True
         rel = t.relation
         assert rel is not None
-        self._adopt(link, self._types[rel.member_type])
+        member_t = self._types[rel.member_type]
+        gpk = group_pks[0]
+        quick = self._quick_check_due(member_t)
+        if not quick:
+            self._adopt(link, member_t)
+        rows = one.rows(link, gpk=gpk, rid=rid)
+        if quick and (not rows or not _none_new(rows[0][1], rows[0][2])):
+            self._adopt(link, member_t)
+            rows = one.rows(link, gpk=gpk, rid=rid)
+        if not rows:
+            return {}, False
         kind = rel.member_type
-        found = [{"value": sid, "type": kind} for (sid,) in one.rows(link, gpk=group_pks[0])]
-        return {group_pks[0]: found} if found else {}
+        return {gpk: [{"value": row[0], "type": kind} for row in rows]}, bool(rows[0][3])
 
     def _members_of(
         self,

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from sa_app import ACCOUNT, MODELS, TEAM, Account
+from sa_app import ACCOUNT, MODELS, TEAM, Account, Team, team_members
 from test_sqlalchemy_models import GROUP, PATCH, USER, call
 
 from scim2_core import Engine
@@ -151,3 +151,42 @@ def test_a_patch_adds_and_removes_the_members_it_names(scim: Engine, count: int)
     assert [m["value"] for m in group["members"]] == [kept]
     _, user, _ = call(scim, "GET", f"/Users/{named[-1]}")
     assert "groups" not in user
+
+
+def test_a_group_read_shows_members_the_app_added_with_raw_sql_and_the_displays_given(
+    engine: sa.Engine, scim: Engine
+) -> None:
+    """A group's members are read with the adoption check and whether the group has
+    displays in one statement: an account and memberships the app inserts behind SCIM's
+    back (no ORM events) right after a read still show, in a group with members and in an
+    empty one, and a display a client gave still shows beside them."""
+    ids = _users(scim, 2)
+    body = {
+        "schemas": [GROUP],
+        "displayName": "g",
+        "members": [{"value": ids[0], "display": "Zero"}, {"value": ids[1]}],
+    }
+    gid = call(scim, "POST", "/Groups", body)[1]["id"]
+    empty = call(scim, "POST", "/Groups", {"schemas": [GROUP], "displayName": "e"})[1]["id"]
+    for group in (gid, empty):  # read once: the next reads may take the quick check
+        assert call(scim, "GET", f"/Groups/{group}")[0] == 200
+    with engine.begin() as conn:
+        new = conn.execute(
+            sa.insert(Account).values(username="raw").returning(Account.id)
+        ).scalar_one()
+        for name in ("g", "e"):
+            team = conn.execute(sa.select(Team.id).where(Team.name == name)).scalar_one()
+            conn.execute(sa.insert(team_members).values(team_id=team, account_id=new))
+    _, group, _ = call(scim, "GET", f"/Groups/{gid}")
+    members = group["members"]
+    assert [m["value"] for m in members[:2]] == ids
+    assert members[0]["display"] == "Zero"
+    assert "display" not in members[1]
+    assert len(members) == 3
+    raw = members[2]["value"]
+    assert raw not in ids
+    _, user, _ = call(scim, "GET", f"/Users/{raw}")
+    assert user["userName"] == "raw"
+    _, alone, _ = call(scim, "GET", f"/Groups/{empty}")
+    assert [m["value"] for m in alone["members"]] == [raw]
+    assert "display" not in alone["members"][0]
