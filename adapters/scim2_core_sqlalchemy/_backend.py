@@ -70,7 +70,7 @@ from scim2_core.schema import AttrRef, ResourceType, now, version_number
 from ._backend_events import Events
 from ._backend_expressions import Compiler
 from ._backend_kept import KeptReads, may_keep
-from ._backend_reads import GroupsOfPlan, Link, Prepared, ReadPlan, group_entries, largest_keys
+from ._backend_reads import GroupsOfPlan, Prepared, ReadPlan, group_entries, largest_keys
 from ._backend_rows import _MAX_WINDOW, Rows
 from ._backend_state import _chunks, _hash, copy_json
 from ._backend_tables import LAYOUT_VERSION, MEMBER_INDEX, REPLACED_INDEXES, make_tables
@@ -749,6 +749,10 @@ class SQLAlchemyBackend(Rows):
         return out
 
     def existing(self, tenant: str | None, ids: Iterable[str]) -> Mapping[str, str]:
+        """The resource type of each of ``ids`` that is a live resource: its bookkeeping
+        row and the app's row both there (one statement, a branch per type, each joining
+        the app's table by primary key; what a PATCH of a few members asks is compiled
+        once per number of ids)."""
         self._tenant(tenant)
         wanted = list(dict.fromkeys(ids))
         found: dict[str, str] = {}
@@ -756,52 +760,28 @@ class SQLAlchemyBackend(Rows):
             return found
         r = self._tables.resource
 
-        def live(n: int) -> Any:
-            named = [sa.bindparam(f"id{i}", type_=sa.String()) for i in range(n)]
-            return sa.select(r.c.scim_id, r.c.resource_type, r.c.object_pk).where(
-                r.c.scim_id.in_(named), r.c.deleted == sa.false()
+        def live(named: Any) -> Any:
+            return sa.union_all(
+                *(
+                    sa.select(r.c.scim_id, r.c.resource_type)
+                    .select_from(r.join(t.table, self._compiler.owner(t, r, t.pk)))
+                    .where(r.c.scim_id.in_(named), r.c.deleted == sa.false())
+                    for t in self._types.values()
+                )
             )
 
         with self._read() as conn:
-            by_type: dict[str, dict[str, str]] = {}
             if len(wanted) <= _PREPARED_IDS:  # what a PATCH of a few members asks
                 n = len(wanted)
                 rows: Iterable[Sequence[Any]] = self._prepared(
-                    ("existing", n), lambda: live(n)
+                    ("existing", n),
+                    lambda: live([sa.bindparam(f"id{i}", type_=sa.String()) for i in range(n)]),
                 ).rows(conn, **{f"id{i}": v for i, v in enumerate(wanted)})
             else:
-                rows = [
-                    row
-                    for chunk in _chunks(wanted)
-                    for row in conn.conn.execute(
-                        sa.select(r.c.scim_id, r.c.resource_type, r.c.object_pk).where(
-                            r.c.scim_id.in_(chunk), r.c.deleted == sa.false()
-                        )
-                    )
-                ]
-            for scim_id, resource_type, object_pk in rows:
-                by_type.setdefault(resource_type, {})[object_pk] = scim_id
-            for name, texts in by_type.items():
-                t = self._types.get(name)
-                if t is None:
-                    continue
-                pks = [t.pk_value(p) for p in texts]
-                for pk in self._app_keys(conn, t, pks):
-                    found[texts[t.pk_text(pk)]] = name
+                rows = [row for chunk in _chunks(wanted) for row in conn.conn.execute(live(chunk))]
+            for scim_id, resource_type in rows:
+                found[scim_id] = resource_type
         return found
-
-    def _app_keys(self, conn: Link, t: ModelType, pks: list[Any]) -> list[Any]:
-        """Those of the primary keys ``pks`` that the app's table of ``t`` holds."""
-        if len(pks) > _PREPARED_IDS:
-            return list(conn.conn.execute(sa.select(t.pk).where(t.pk.in_(pks))).scalars())
-        n = len(pks)
-        probe = self._prepared(
-            ("app_keys", t.name, n),
-            lambda: sa.select(t.pk).where(
-                t.pk.in_([sa.bindparam(f"k{i}", type_=t.pk.type) for i in range(n)])
-            ),
-        )
-        return [row[0] for row in probe.rows(conn, **{f"k{i}": pk for i, pk in enumerate(pks)})]
 
     # -- internals: tenants, types, locks ----------------------------------------------------
 

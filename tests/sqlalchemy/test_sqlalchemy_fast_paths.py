@@ -190,3 +190,35 @@ def test_a_group_read_shows_members_the_app_added_with_raw_sql_and_the_displays_
     _, alone, _ = call(scim, "GET", f"/Groups/{empty}")
     assert [m["value"] for m in alone["members"]] == [raw]
     assert "display" not in alone["members"][0]
+
+
+@pytest.mark.parametrize("count", [3, 12])
+def test_members_the_app_deleted_with_raw_sql_are_refused(engine: sa.Engine, count: int) -> None:
+    """The check that new members exist reads the bookkeeping and the app's rows in one
+    statement (few ids: compiled once per number; many: chunked): an account the app
+    deleted behind SCIM's back (its bookkeeping row still there) is no member to add."""
+    backend = SQLAlchemyBackend(engine, (ACCOUNT, TEAM), models=MODELS)
+    scim = Engine(backend)
+    try:
+        ids = _users(scim, count)
+        gid = call(scim, "POST", "/Groups", {"schemas": [GROUP], "displayName": "g"})[1]["id"]
+        assert backend.existing(None, [*ids, gid, "nope"]) == {
+            **dict.fromkeys(ids, "User"),
+            gid: "Group",
+        }
+        with engine.begin() as conn:
+            conn.execute(sa.delete(Account).where(Account.username == "u01"))
+        assert backend.existing(None, [*ids, gid]) == {
+            **{m: "User" for m in ids if m != ids[1]},
+            gid: "Group",
+        }
+        add = {"op": "add", "path": "members", "value": [{"value": m} for m in ids]}
+        status, error, _ = call(
+            scim, "PATCH", f"/Groups/{gid}", {"schemas": [PATCH], "Operations": [add]}
+        )
+        assert status == 400
+        assert error["scimType"] == "invalidValue"
+        assert ids[1] in error["detail"]
+        assert ids[0] not in error["detail"]
+    finally:
+        backend.close()
