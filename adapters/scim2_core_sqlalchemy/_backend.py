@@ -157,6 +157,9 @@ class SQLAlchemyBackend(Rows):
         #: (``_members_of``'s rows), compiled once and run on the cursor.
         self._member_reads: dict[str, Prepared] = {}
         self._member_id_reads: dict[str, Prepared] = {}
+        #: Per group type (with an integer key), its read by id with what its members'
+        #: read needs to know first (``_prepare_member_reads``).
+        self._group_reads: dict[str, Prepared] = {}
         self._statements: dict[tuple[Any, ...], Prepared] = {}
         for m in mappings:
             if m.resource_type in self._types:
@@ -255,21 +258,27 @@ class SQLAlchemyBackend(Rows):
     def _prepare_member_reads(self, g: ModelType, member: ModelType) -> None:
         """The reads of one group's members (a group type with an integer key), in the
         order of their bookkeeping rows (the order SCIM created or adopted them): with
-        the order keys (``_members_of``) or without them (``_member_lists``: the ids,
-        and on each row the member type's largest keys and whether the group ``rid``
-        has members' displays, so that a read of a group's members is one round trip
-        where it was three: the adoption check, the members, their displays)."""
+        the order keys (``_members_of``) or without them (``_member_lists``: the ids
+        alone); and the group's read by id that a read of its members follows
+        (``_group_reads``), with the member type's largest keys and whether the group has
+        members' displays after its columns, so that the members' read is one statement
+        where it was three (the adoption check, the members, their displays): one row
+        carries them, not each member's."""
         r = self._tables.resource
         rel = g.relation
         assert rel is not None
+        plan = self._plans[g.name]
         d = self._tables.display
-        checks = (
-            *largest_keys(member, r.alias("kept")),
-            sa.exists().where(d.c.resource_id == sa.bindparam("rid")).correlate(None),
+        self._group_reads[g.name] = Prepared(
+            plan.by_id.add_columns(
+                *largest_keys(member, r.alias("kept")),
+                sa.exists().where(d.c.resource_id == plan.r.c.id),
+            ),
+            self.engine.dialect,
         )
         for columns, reads in (
             ((r.c.id, r.c.scim_id), self._member_reads),
-            ((r.c.scim_id, *checks), self._member_id_reads),
+            ((r.c.scim_id,), self._member_id_reads),
         ):
             read = Prepared(
                 sa.select(*columns)
@@ -419,7 +428,8 @@ class SQLAlchemyBackend(Rows):
         with self._read() as link:
             # One statement, built at binding: the bookkeeping row and the app's row,
             # joined by primary key (and the groups holding it).
-            found = (prepared or plan.prepared_by_id).first(link, scim_id=id)
+            group = self._group_reads.get(t.name) if members and prepared is None else None
+            found = (prepared or group or plan.prepared_by_id).first(link, scim_id=id)
             if found is None:
                 return None
             bk, row = plan.split(found)
@@ -432,6 +442,7 @@ class SQLAlchemyBackend(Rows):
                 rows={pk: row},
                 members=None if members else {},
                 owned=True,
+                checks=found[len(plan.columns) :] if group is not None else None,
             )
             if not read:
                 return None

@@ -320,10 +320,12 @@ class Rows(Adoption):
         members: dict[Any, list[tuple[int, dict[str, Any]]]] | None = None,
         refresh: bool = True,
         owned: bool = False,
+        checks: Sequence[Any] | None = None,
     ) -> list[dict[str, Any]]:
         """The resources of the app's rows ``pks`` (in that order; missing ones skipped).
         With ``owned``, the rows and bookkeeping given are the caller's to give away (just
-        read): their extras become the resources instead of being copied.
+        read): their extras become the resources instead of being copied. ``checks``: of
+        one group, what ``_group_reads`` read beside it (see :meth:`_member_lists`).
 
         With ``refresh``, a row whose mapped columns no longer have the hash SCIM last saw
         was changed by the app: its version and lastModified move first (RFC 7644 §3.14).
@@ -353,8 +355,7 @@ class Rows(Adoption):
         if t.relation is not None:
             displayed = True  # whether the groups may have members' displays
             if members is None:
-                one = next(iter(bks.values()))["id"] if len(bks) == 1 else None
-                lists, displayed = self._member_lists(link, t, list(rows), one)
+                lists, displayed = self._member_lists(link, t, list(rows), checks)
             else:
                 lists = {gpk: [m for _, m in entries] for gpk, entries in members.items()}
             if lists and displayed:
@@ -432,21 +433,23 @@ class Rows(Adoption):
         return out
 
     def _member_lists(
-        self, link: sa.Connection | Link, t: ModelType, group_pks: list[Any], rid: Any = None
+        self,
+        link: sa.Connection | Link,
+        t: ModelType,
+        group_pks: list[Any],
+        checks: Sequence[Any] | None = None,
     ) -> tuple[dict[Any, list[dict[str, Any]]], bool]:
         """``{group pk: [{"value": id, "type": member type}, ...]}``, in
         :meth:`_members_of`'s order (the members' bookkeeping rows'), and whether the
         groups may have members' displays (False: known to have none).
 
-        A read of one group (``rid``: its bookkeeping row) runs one statement, compiled
-        once, that reads the members' ids alone and makes their dicts directly (a group
-        of 10k members: no order keys, no second pass). Its rows also carry the member
+        A read of one group runs one statement, compiled once, that reads the members'
+        ids alone and makes their dicts directly (a group of 10k members: no order keys,
+        no second pass). ``checks``, read with the group (``_group_reads``): the member
         type's largest keys, which stand in for :meth:`_adopt`'s quick check when that is
-        the check due (else, or when they show new rows of the app, or no member, the
-        adoption runs and the members are read again), and whether the group has
-        displays."""
+        the check due, and whether the group has displays."""
         one = self._member_id_reads.get(t.name)
-        if one is None or len(group_pks) != 1 or rid is None:
+        if one is None or len(group_pks) != 1:
             lists = {
                 gpk: [m for _, m in entries]
                 for gpk, entries in self._members_of(link, t, group_pks).items()
@@ -455,18 +458,14 @@ class Rows(Adoption):
         rel = t.relation
         assert rel is not None
         member_t = self._types[rel.member_type]
-        gpk = group_pks[0]
-        quick = self._quick_check_due(member_t)
-        if not quick:
+        displayed = True
+        if checks and self._quick_check_due(member_t) and _none_new(checks[0], checks[1]):
+            displayed = bool(checks[2])
+        else:
             self._adopt(link, member_t)
-        rows = one.rows(link, gpk=gpk, rid=rid)
-        if quick and (not rows or not _none_new(rows[0][1], rows[0][2])):
-            self._adopt(link, member_t)
-            rows = one.rows(link, gpk=gpk, rid=rid)
-        if not rows:
-            return {}, False
-        kind = rel.member_type
-        return {gpk: [{"value": row[0], "type": kind} for row in rows]}, bool(rows[0][3])
+        gpk, kind = group_pks[0], rel.member_type
+        found = [{"value": sid, "type": kind} for (sid,) in one.rows(link, gpk=gpk)]
+        return ({gpk: found} if found else {}), displayed
 
     def _members_of(
         self,

@@ -168,8 +168,10 @@ def test_a_group_read_shows_members_the_app_added_with_raw_sql_and_the_displays_
     }
     gid = call(scim, "POST", "/Groups", body)[1]["id"]
     empty = call(scim, "POST", "/Groups", {"schemas": [GROUP], "displayName": "e"})[1]["id"]
-    for group in (gid, empty):  # read once: the next reads may take the quick check
-        assert call(scim, "GET", f"/Groups/{group}")[0] == 200
+    for group in (gid, gid, empty):  # after a first read, the next take the quick check
+        _, read, _ = call(scim, "GET", f"/Groups/{group}")
+        if group == gid:
+            assert [m.get("display") for m in read["members"]] == ["Zero", None]
     with engine.begin() as conn:
         new = conn.execute(
             sa.insert(Account).values(username="raw").returning(Account.id)
