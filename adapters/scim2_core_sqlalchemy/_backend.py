@@ -70,7 +70,7 @@ from scim2_core.schema import AttrRef, ResourceType, now, version_number
 from ._backend_events import Events
 from ._backend_expressions import Compiler
 from ._backend_kept import KeptReads, may_keep
-from ._backend_reads import GroupsOfPlan, Link, Prepared, ReadPlan, group_entries
+from ._backend_reads import GroupsOfPlan, Prepared, ReadPlan, group_entries, largest_keys
 from ._backend_rows import _MAX_WINDOW, Rows
 from ._backend_state import _chunks, _hash, copy_json
 from ._backend_tables import LAYOUT_VERSION, MEMBER_INDEX, REPLACED_INDEXES, make_tables
@@ -157,6 +157,9 @@ class SQLAlchemyBackend(Rows):
         #: (``_members_of``'s rows), compiled once and run on the cursor.
         self._member_reads: dict[str, Prepared] = {}
         self._member_id_reads: dict[str, Prepared] = {}
+        #: Per group type (with an integer key), its read by id with what its members'
+        #: read needs to know first (``_prepare_member_reads``).
+        self._group_reads: dict[str, Prepared] = {}
         self._statements: dict[tuple[Any, ...], Prepared] = {}
         for m in mappings:
             if m.resource_type in self._types:
@@ -256,10 +259,23 @@ class SQLAlchemyBackend(Rows):
         """The reads of one group's members (a group type with an integer key), in the
         order of their bookkeeping rows (the order SCIM created or adopted them): with
         the order keys (``_members_of``) or without them (``_member_lists``: the ids
-        alone)."""
+        alone); and the group's read by id that a read of its members follows
+        (``_group_reads``), with the member type's largest keys and whether the group has
+        members' displays after its columns, so that the members' read is one statement
+        where it was three (the adoption check, the members, their displays): one row
+        carries them, not each member's."""
         r = self._tables.resource
         rel = g.relation
         assert rel is not None
+        plan = self._plans[g.name]
+        d = self._tables.display
+        self._group_reads[g.name] = Prepared(
+            plan.by_id.add_columns(
+                *largest_keys(member, r.alias("kept")),
+                sa.exists().where(d.c.resource_id == plan.r.c.id),
+            ),
+            self.engine.dialect,
+        )
         for columns, reads in (
             ((r.c.id, r.c.scim_id), self._member_reads),
             ((r.c.scim_id,), self._member_id_reads),
@@ -412,7 +428,8 @@ class SQLAlchemyBackend(Rows):
         with self._read() as link:
             # One statement, built at binding: the bookkeeping row and the app's row,
             # joined by primary key (and the groups holding it).
-            found = (prepared or plan.prepared_by_id).first(link, scim_id=id)
+            group = self._group_reads.get(t.name) if members and prepared is None else None
+            found = (prepared or group or plan.prepared_by_id).first(link, scim_id=id)
             if found is None:
                 return None
             bk, row = plan.split(found)
@@ -425,6 +442,7 @@ class SQLAlchemyBackend(Rows):
                 rows={pk: row},
                 members=None if members else {},
                 owned=True,
+                checks=found[len(plan.columns) :] if group is not None else None,
             )
             if not read:
                 return None
@@ -742,6 +760,10 @@ class SQLAlchemyBackend(Rows):
         return out
 
     def existing(self, tenant: str | None, ids: Iterable[str]) -> Mapping[str, str]:
+        """The resource type of each of ``ids`` that is a live resource: its bookkeeping
+        row and the app's row both there (one statement, a branch per type, each joining
+        the app's table by primary key; what a PATCH of a few members asks is compiled
+        once per number of ids)."""
         self._tenant(tenant)
         wanted = list(dict.fromkeys(ids))
         found: dict[str, str] = {}
@@ -749,52 +771,28 @@ class SQLAlchemyBackend(Rows):
             return found
         r = self._tables.resource
 
-        def live(n: int) -> Any:
-            named = [sa.bindparam(f"id{i}", type_=sa.String()) for i in range(n)]
-            return sa.select(r.c.scim_id, r.c.resource_type, r.c.object_pk).where(
-                r.c.scim_id.in_(named), r.c.deleted == sa.false()
+        def live(named: Any) -> Any:
+            return sa.union_all(
+                *(
+                    sa.select(r.c.scim_id, r.c.resource_type)
+                    .select_from(r.join(t.table, self._compiler.owner(t, r, t.pk)))
+                    .where(r.c.scim_id.in_(named), r.c.deleted == sa.false())
+                    for t in self._types.values()
+                )
             )
 
         with self._read() as conn:
-            by_type: dict[str, dict[str, str]] = {}
             if len(wanted) <= _PREPARED_IDS:  # what a PATCH of a few members asks
                 n = len(wanted)
                 rows: Iterable[Sequence[Any]] = self._prepared(
-                    ("existing", n), lambda: live(n)
+                    ("existing", n),
+                    lambda: live([sa.bindparam(f"id{i}", type_=sa.String()) for i in range(n)]),
                 ).rows(conn, **{f"id{i}": v for i, v in enumerate(wanted)})
             else:
-                rows = [
-                    row
-                    for chunk in _chunks(wanted)
-                    for row in conn.conn.execute(
-                        sa.select(r.c.scim_id, r.c.resource_type, r.c.object_pk).where(
-                            r.c.scim_id.in_(chunk), r.c.deleted == sa.false()
-                        )
-                    )
-                ]
-            for scim_id, resource_type, object_pk in rows:
-                by_type.setdefault(resource_type, {})[object_pk] = scim_id
-            for name, texts in by_type.items():
-                t = self._types.get(name)
-                if t is None:
-                    continue
-                pks = [t.pk_value(p) for p in texts]
-                for pk in self._app_keys(conn, t, pks):
-                    found[texts[t.pk_text(pk)]] = name
+                rows = [row for chunk in _chunks(wanted) for row in conn.conn.execute(live(chunk))]
+            for scim_id, resource_type in rows:
+                found[scim_id] = resource_type
         return found
-
-    def _app_keys(self, conn: Link, t: ModelType, pks: list[Any]) -> list[Any]:
-        """Those of the primary keys ``pks`` that the app's table of ``t`` holds."""
-        if len(pks) > _PREPARED_IDS:
-            return list(conn.conn.execute(sa.select(t.pk).where(t.pk.in_(pks))).scalars())
-        n = len(pks)
-        probe = self._prepared(
-            ("app_keys", t.name, n),
-            lambda: sa.select(t.pk).where(
-                t.pk.in_([sa.bindparam(f"k{i}", type_=t.pk.type) for i in range(n)])
-            ),
-        )
-        return [row[0] for row in probe.rows(conn, **{f"k{i}": pk for i, pk in enumerate(pks)})]
 
     # -- internals: tenants, types, locks ----------------------------------------------------
 

@@ -22,6 +22,12 @@ from ._models import ModelType
 _FULL_CHECK_SECONDS = 1.0
 
 
+def _none_new(app_max: Any, kept_max: Any) -> bool:
+    """Whether the largest keys (the app's, the largest adopted) say that the app has no
+    row above the adopted ones: :meth:`Adoption._adopt`'s quick check passes."""
+    return app_max is None or (kept_max is not None and app_max <= kept_max)
+
+
 class Adoption(Writes):
     """Adoption of the app's own writes (see the module docstring)."""
 
@@ -50,7 +56,7 @@ class Adoption(Writes):
             moment = time.monotonic()
             if moment - t.checked < _FULL_CHECK_SECONDS:
                 app_max, kept_max = self._largest_keys(link, t)
-                if app_max is None or (kept_max is not None and app_max <= kept_max):
+                if _none_new(app_max, kept_max):
                     return
                 conn = sa_conn(link)
                 k = r.alias()
@@ -100,10 +106,15 @@ class Adoption(Writes):
         """Whether :meth:`_adopt` would find nothing to do now, known without writing: its
         quick check (an integer key, the full check not due) finds no new row of the app.
         False when it cannot tell."""
-        if not t.int_pk or time.monotonic() - t.checked >= _FULL_CHECK_SECONDS:
+        if not self._quick_check_due(t):
             return False
-        app_max, kept_max = self._largest_keys(link, t)
-        return app_max is None or (kept_max is not None and app_max <= kept_max)
+        return _none_new(*self._largest_keys(link, t))
+
+    def _quick_check_due(self, t: ModelType) -> bool:
+        """Whether :meth:`_adopt` would now run only its quick check (an integer key, the
+        full check not due): a statement that reads :func:`~._backend_reads.largest_keys`
+        beside what it reads may then stand in for it (:func:`_none_new` of them)."""
+        return t.int_pk and time.monotonic() - t.checked < _FULL_CHECK_SECONDS
 
     def _adopt_rows(
         self, conn: sa.Connection, t: ModelType, missing: Sequence[Mapping[str, Any]]

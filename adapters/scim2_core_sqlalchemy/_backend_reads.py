@@ -196,6 +196,20 @@ class Prepared:
         return out
 
 
+def largest_keys(t: ModelType, kept: sa.FromClause) -> tuple[Any, Any]:
+    """The largest primary key of the app's table of ``t`` and the largest adopted one
+    (``kept``: the bookkeeping table or an alias of it), as two scalar subqueries that
+    correlate with nothing (columns of any statement). With an integer key, the app's
+    rows above the second are its new rows (``Adoption._adopt``)."""
+    return (
+        sa.select(sa.func.max(t.pk)).correlate(None).scalar_subquery(),
+        sa.select(sa.func.max(kept.c.object_int))
+        .where(kept.c.resource_type == t.name)
+        .correlate(None)
+        .scalar_subquery(),
+    )
+
+
 #: The bookkeeping columns of a plain read by id (:attr:`ReadPlan.plain`), in its order.
 PLAIN_BK: Final = ("scim_id", "version", "created", "last_modified", "content_hash", "extras")
 
@@ -263,12 +277,7 @@ class ReadPlan:
         kept = tables.resource
         #: The largest primary key of the app's table and the largest adopted one (with
         #: an integer key: rows above the second are the app's new rows).
-        self.largest_keys = sa.select(
-            sa.select(sa.func.max(t.pk)).scalar_subquery(),
-            sa.select(sa.func.max(kept.c.object_int))
-            .where(kept.c.resource_type == t.name)
-            .scalar_subquery(),
-        )
+        self.largest_keys = sa.select(*largest_keys(t, kept))
         self.prepared_largest_keys = Prepared(self.largest_keys, dialect)
         #: The number of live resources of this type (a search without a filter).
         self.prepared_count = Prepared(

@@ -21,7 +21,7 @@ from scim2_core.backends import (
 from scim2_core.filter import Compare
 from scim2_core.mapping import translate
 
-from ._backend_adopt import Adoption
+from ._backend_adopt import Adoption, _none_new
 from ._backend_expressions import UNSET
 from ._backend_reads import Link, Prepared, ReadPlan, group_entries, sa_conn
 from ._backend_state import _CHUNK, _chunks, _dict, _hash, _version, hash_text
@@ -320,10 +320,12 @@ class Rows(Adoption):
         members: dict[Any, list[tuple[int, dict[str, Any]]]] | None = None,
         refresh: bool = True,
         owned: bool = False,
+        checks: Sequence[Any] | None = None,
     ) -> list[dict[str, Any]]:
         """The resources of the app's rows ``pks`` (in that order; missing ones skipped).
         With ``owned``, the rows and bookkeeping given are the caller's to give away (just
-        read): their extras become the resources instead of being copied.
+        read): their extras become the resources instead of being copied. ``checks``: of
+        one group, what ``_group_reads`` read beside it (see :meth:`_member_lists`).
 
         With ``refresh``, a row whose mapped columns no longer have the hash SCIM last saw
         was changed by the app: its version and lastModified move first (RFC 7644 §3.14).
@@ -351,11 +353,12 @@ class Rows(Adoption):
         #: Each group's members, in order (``members`` without the order keys).
         lists: dict[Any, list[dict[str, Any]]] = {}
         if t.relation is not None:
+            displayed = True  # whether the groups may have members' displays
             if members is None:
-                lists = self._member_lists(link, t, list(rows))
+                lists, displayed = self._member_lists(link, t, list(rows), checks)
             else:
                 lists = {gpk: [m for _, m in entries] for gpk, entries in members.items()}
-            if lists:
+            if lists and displayed:
                 d = self._tables.display
                 rids = [bk["id"] for bk in bks.values()]
                 if len(rids) == 1:  # a read of one group
@@ -430,24 +433,39 @@ class Rows(Adoption):
         return out
 
     def _member_lists(
-        self, link: sa.Connection | Link, t: ModelType, group_pks: list[Any]
-    ) -> dict[Any, list[dict[str, Any]]]:
+        self,
+        link: sa.Connection | Link,
+        t: ModelType,
+        group_pks: list[Any],
+        checks: Sequence[Any] | None = None,
+    ) -> tuple[dict[Any, list[dict[str, Any]]], bool]:
         """``{group pk: [{"value": id, "type": member type}, ...]}``, in
-        :meth:`_members_of`'s order (the members' bookkeeping rows'). A read of one group
-        runs one statement, compiled once, that reads the members' ids alone and makes
-        their dicts directly (a group of 10k members: no order keys, no second pass)."""
+        :meth:`_members_of`'s order (the members' bookkeeping rows'), and whether the
+        groups may have members' displays (False: known to have none).
+
+        A read of one group runs one statement, compiled once, that reads the members'
+        ids alone and makes their dicts directly (a group of 10k members: no order keys,
+        no second pass). ``checks``, read with the group (``_group_reads``): the member
+        type's largest keys, which stand in for :meth:`_adopt`'s quick check when that is
+        the check due, and whether the group has displays."""
         one = self._member_id_reads.get(t.name)
         if one is None or len(group_pks) != 1:
-            return {
+            lists = {
                 gpk: [m for _, m in entries]
                 for gpk, entries in self._members_of(link, t, group_pks).items()
             }
+            return lists, True
         rel = t.relation
         assert rel is not None
-        self._adopt(link, self._types[rel.member_type])
-        kind = rel.member_type
-        found = [{"value": sid, "type": kind} for (sid,) in one.rows(link, gpk=group_pks[0])]
-        return {group_pks[0]: found} if found else {}
+        member_t = self._types[rel.member_type]
+        displayed = True
+        if checks and self._quick_check_due(member_t) and _none_new(checks[0], checks[1]):
+            displayed = bool(checks[2])
+        else:
+            self._adopt(link, member_t)
+        gpk, kind = group_pks[0], rel.member_type
+        found = [{"value": sid, "type": kind} for (sid,) in one.rows(link, gpk=gpk)]
+        return ({gpk: found} if found else {}), displayed
 
     def _members_of(
         self,

@@ -83,6 +83,7 @@ class State:
     _member_reads: dict[str, Prepared]
     #: The same reads without the order keys: the members' ids alone, in that order.
     _member_id_reads: dict[str, Prepared]
+    _group_reads: dict[str, Prepared]
     #: The statements of writes compiled once (:meth:`Connections._prepared`), by key.
     _statements: dict[tuple[Any, ...], Prepared]
     _write_lock: threading.RLock

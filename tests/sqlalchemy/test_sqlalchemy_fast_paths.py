@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from sa_app import ACCOUNT, MODELS, TEAM, Account
+from sa_app import ACCOUNT, MODELS, TEAM, Account, Team, team_members
 from test_sqlalchemy_models import GROUP, PATCH, USER, call
 
 from scim2_core import Engine
@@ -151,3 +151,76 @@ def test_a_patch_adds_and_removes_the_members_it_names(scim: Engine, count: int)
     assert [m["value"] for m in group["members"]] == [kept]
     _, user, _ = call(scim, "GET", f"/Users/{named[-1]}")
     assert "groups" not in user
+
+
+def test_a_group_read_shows_members_the_app_added_with_raw_sql_and_the_displays_given(
+    engine: sa.Engine, scim: Engine
+) -> None:
+    """A group's members are read with the adoption check and whether the group has
+    displays in one statement: an account and memberships the app inserts behind SCIM's
+    back (no ORM events) right after a read still show, in a group with members and in an
+    empty one, and a display a client gave still shows beside them."""
+    ids = _users(scim, 2)
+    body = {
+        "schemas": [GROUP],
+        "displayName": "g",
+        "members": [{"value": ids[0], "display": "Zero"}, {"value": ids[1]}],
+    }
+    gid = call(scim, "POST", "/Groups", body)[1]["id"]
+    empty = call(scim, "POST", "/Groups", {"schemas": [GROUP], "displayName": "e"})[1]["id"]
+    for group in (gid, gid, empty):  # after a first read, the next take the quick check
+        _, read, _ = call(scim, "GET", f"/Groups/{group}")
+        if group == gid:
+            assert [m.get("display") for m in read["members"]] == ["Zero", None]
+    with engine.begin() as conn:
+        new = conn.execute(
+            sa.insert(Account).values(username="raw").returning(Account.id)
+        ).scalar_one()
+        for name in ("g", "e"):
+            team = conn.execute(sa.select(Team.id).where(Team.name == name)).scalar_one()
+            conn.execute(sa.insert(team_members).values(team_id=team, account_id=new))
+    _, group, _ = call(scim, "GET", f"/Groups/{gid}")
+    members = group["members"]
+    assert [m["value"] for m in members[:2]] == ids
+    assert members[0]["display"] == "Zero"
+    assert "display" not in members[1]
+    assert len(members) == 3
+    raw = members[2]["value"]
+    assert raw not in ids
+    _, user, _ = call(scim, "GET", f"/Users/{raw}")
+    assert user["userName"] == "raw"
+    _, alone, _ = call(scim, "GET", f"/Groups/{empty}")
+    assert [m["value"] for m in alone["members"]] == [raw]
+    assert "display" not in alone["members"][0]
+
+
+@pytest.mark.parametrize("count", [3, 12])
+def test_members_the_app_deleted_with_raw_sql_are_refused(engine: sa.Engine, count: int) -> None:
+    """The check that new members exist reads the bookkeeping and the app's rows in one
+    statement (few ids: compiled once per number; many: chunked): an account the app
+    deleted behind SCIM's back (its bookkeeping row still there) is no member to add."""
+    backend = SQLAlchemyBackend(engine, (ACCOUNT, TEAM), models=MODELS)
+    scim = Engine(backend)
+    try:
+        ids = _users(scim, count)
+        gid = call(scim, "POST", "/Groups", {"schemas": [GROUP], "displayName": "g"})[1]["id"]
+        assert backend.existing(None, [*ids, gid, "nope"]) == {
+            **dict.fromkeys(ids, "User"),
+            gid: "Group",
+        }
+        with engine.begin() as conn:
+            conn.execute(sa.delete(Account).where(Account.username == "u01"))
+        assert backend.existing(None, [*ids, gid]) == {
+            **{m: "User" for m in ids if m != ids[1]},
+            gid: "Group",
+        }
+        add = {"op": "add", "path": "members", "value": [{"value": m} for m in ids]}
+        status, error, _ = call(
+            scim, "PATCH", f"/Groups/{gid}", {"schemas": [PATCH], "Operations": [add]}
+        )
+        assert status == 400
+        assert error["scimType"] == "invalidValue"
+        assert ids[1] in error["detail"]
+        assert ids[0] not in error["detail"]
+    finally:
+        backend.close()
