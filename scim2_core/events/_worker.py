@@ -429,14 +429,13 @@ def _gone(pid: int, started: str | None) -> bool:
     its owner says) is gone: no such process; a zombie (killed, and not yet reaped by its
     parent: it holds nothing any more); or another process that got the pid since (it
     started at another time: after a restart, possibly this very process)."""
-    if _PROC:
-        found = _process(pid)
-        if found is None:
-            return True
+    found = _process(pid)
+    if found is not None:
         state, start = found
         # proc(5): Z zombie, X (x) dead.
         return state in ("Z", "X", "x") or (started is not None and start != started)
-    if pid == os.getpid():  # without /proc: another consumer thread of this process
+    # No /proc, or it hides the process (``hidepid``): whether the pid is taken at all.
+    if pid == os.getpid():  # another consumer thread of this process
         return False
     try:
         os.kill(pid, 0)
