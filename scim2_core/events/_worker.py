@@ -149,7 +149,13 @@ class Delivery:
         self.poll_interval = poll_interval
         self.batch = batch
         self._host = socket.gethostname()
-        self._owner = f"{self._host}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        # host:pid:random[:start]; the start time tells a later process with the same pid
+        # (a container restarted after kill -9 gets its pid again) from this one.
+        pid = os.getpid()
+        started = _process(pid)
+        self._owner = f"{self._host}:{pid}:{uuid.uuid4().hex[:8]}"
+        if started is not None:
+            self._owner += f":{started[1]}"
         self._consumers: dict[str, Consumer] = {}
         self._retry: dict[str, RetryPolicy] = {}
         self._threads: dict[str, threading.Thread] = {}
@@ -379,20 +385,17 @@ class Delivery:
         runs (killed), release it now rather than wait for it to run out (a restart after
         ``kill -9`` resumes at once). True if it was released."""
         holder = self.store.holder(consumer)
-        if holder is None:
+        if holder is None or holder == self._owner:
             return False
         host, _, rest = holder.partition(":")
-        pid_text = rest.partition(":")[0]
-        if host != self._host or not pid_text.isdigit() or int(pid_text) == os.getpid():
+        pid_text, _, rest = rest.partition(":")
+        started = rest.partition(":")[2] or None  # absent in an owner of an older version
+        if host != self._host or not pid_text.isdigit():
             return False
-        try:
-            os.kill(int(pid_text), 0)
-        except ProcessLookupError:
-            self.store.release(consumer, holder)
-            return True
-        except OSError:  # it runs, under another user
+        if not _gone(int(pid_text), started):
             return False
-        return False
+        self.store.release(consumer, holder)
+        return True
 
     def _maybe_prune(self) -> None:
         now = time.monotonic()
@@ -400,3 +403,44 @@ class Delivery:
             return
         self._last_prune = now
         self.store.prune()
+
+
+#: Whether this system describes its processes in ``/proc/<pid>/stat`` (Linux).
+_PROC = os.path.exists(f"/proc/{os.getpid()}/stat")
+
+
+def _process(pid: int) -> tuple[str, str] | None:
+    """The state and start time of process ``pid`` (``/proc/<pid>/stat``, fields 3 and
+    22: "starttime", in clock ticks after boot); None if there is no such process or no
+    ``/proc``."""
+    if not _PROC:
+        return None
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            # After the command name, which is in parentheses and may hold anything.
+            fields = f.read().rpartition(b")")[2].split()
+    except OSError:
+        return None
+    return fields[0].decode(), fields[19].decode()
+
+
+def _gone(pid: int, started: str | None) -> bool:
+    """Whether the process ``pid`` of this host that took a lease (at ``started``, if
+    its owner says) is gone: no such process; a zombie (killed, and not yet reaped by its
+    parent: it holds nothing any more); or another process that got the pid since (it
+    started at another time: after a restart, possibly this very process)."""
+    found = _process(pid)
+    if found is not None:
+        state, start = found
+        # proc(5): Z zombie, X (x) dead.
+        return state in ("Z", "X", "x") or (started is not None and start != started)
+    # No /proc, or it hides the process (``hidepid``): whether the pid is taken at all.
+    if pid == os.getpid():  # another consumer thread of this process
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # it runs, under another user
+        return False
+    return False

@@ -208,42 +208,111 @@ def test_a_consumer_resumes_from_its_position(
     assert more == [b]
 
 
-def test_a_lease_held_by_a_dead_process_on_this_host_is_taken_over_at_once(
-    tmp_path: Path, engines: list[Engine]
-) -> None:
-    """A process killed with ``kill -9`` keeps its consumer's lease until the lease runs
-    out (minutes); the next process on the same host sees that the holder's pid is gone
-    and delivers at once."""
-    import socket
+def _stat(pid: int) -> list[str]:
+    """``/proc/<pid>/stat``'s fields from the third on (state first, start time 20th)."""
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().rpartition(")")[2].split()
+
+
+def _holder(tmp_path: Path, holder: str) -> tuple[Engine, str]:
+    """An engine on a new SQLite file whose consumer ``app`` has one event pending and a
+    lease held by ``holder`` for the next hour; the event's resource id."""
     import sqlite3
-    import subprocess
     import time
 
     url = f"sqlite:///{tmp_path / 'scim.db'}"
     first = Engine(SQLBackend(url))
-    engines.append(first)
     first.events.add_handler(lambda e: None, name="app")  # registered, never started
     b = create_user(first, "b")["id"]
-    gone = subprocess.Popen(["true"])
-    gone.wait()  # its pid belongs to no process any more
     conn = sqlite3.connect(tmp_path / "scim.db", isolation_level=None)
     conn.execute(
         "UPDATE scim_outbox_consumers SET owner = ?, lease_until = ? WHERE consumer = 'app'",
-        (f"{socket.gethostname()}:{gone.pid}:deadbeef", time.time() + 3600),
+        (holder, time.time() + 3600),
     )
     conn.close()
-    later = Engine(SQLBackend(url))
-    engines.append(later)
+    return first, b
+
+
+def _deliver_after(
+    tmp_path: Path, engines: list[Engine], holder: str, wait: float
+) -> tuple[bool, list[str], str]:
+    """Start a consumer ``app`` polling every 50 ms in another engine while ``holder``
+    holds its lease: whether it delivered everything within ``wait`` seconds, what it
+    got, and what it had to deliver."""
+    first, b = _holder(tmp_path, holder)
+    later = Engine(SQLBackend(f"sqlite:///{tmp_path / 'scim.db'}"))
+    engines.extend((first, later))
+    later.events.poll_interval = 0.05
     got: list[str] = []
     later.events.add_handler(lambda e: got.append(e.id), name="app")
     later.events.start()
     try:
-        assert later.events.wait_idle()
-        assert got == [b]
+        return later.events.wait_idle(timeout=wait), got, b
     finally:
         later.events.stop()
         for engine in (first, later):
             engine.backend.close()  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("gone", ["reaped", "zombie", "pid reused", "this pid earlier"])
+def test_a_lease_held_by_a_dead_process_on_this_host_is_taken_over_at_once(
+    tmp_path: Path, engines: list[Engine], gone: str
+) -> None:
+    """A process killed with ``kill -9`` keeps its consumer's lease until the lease runs
+    out (here an hour); the next process on the same host sees that the holder is gone
+    and delivers at once: its pid belongs to no process, or to a zombie (killed, not yet
+    reaped by its parent), or to a process started since (a container restarted after
+    ``kill -9`` gives the server its pid again)."""
+    import os
+    import socket
+    import subprocess
+    import time
+
+    if gone != "reaped" and not Path("/proc/self/stat").exists():
+        pytest.skip("told apart with /proc (Linux)")
+    host = socket.gethostname()
+    child = subprocess.Popen(["sleep", "30"] if gone == "pid reused" else ["true"])
+    try:
+        if gone == "reaped":
+            child.wait()  # its pid belongs to no process any more
+            holder = f"{host}:{child.pid}:deadbeef"
+        elif gone == "zombie":
+            deadline = time.monotonic() + 10
+            while _stat(child.pid)[0] != "Z" and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert _stat(child.pid)[0] == "Z"
+            holder = f"{host}:{child.pid}:deadbeef:{_stat(child.pid)[19]}"
+        elif gone == "pid reused":  # the holder started before the process with its pid
+            holder = f"{host}:{child.pid}:deadbeef:{int(_stat(child.pid)[19]) - 1}"
+        else:
+            holder = f"{host}:{os.getpid()}:deadbeef:{int(_stat(os.getpid())[19]) - 1}"
+        idle, got, b = _deliver_after(tmp_path, engines, holder, wait=2.0)
+    finally:
+        child.kill()
+        child.wait()
+    assert idle
+    assert got == [b]
+
+
+def test_a_lease_held_by_a_live_process_on_this_host_is_respected(
+    tmp_path: Path, engines: list[Engine]
+) -> None:
+    """The holder runs (the pid is the one that took the lease, by its start time):
+    nothing is delivered while its lease holds, not even after ten polls."""
+    import socket
+    import subprocess
+
+    if not Path("/proc/self/stat").exists():
+        pytest.skip("a live holder is told apart with /proc (Linux)")
+    child = subprocess.Popen(["sleep", "30"])
+    try:
+        holder = f"{socket.gethostname()}:{child.pid}:deadbeef:{_stat(child.pid)[19]}"
+        idle, got, _ = _deliver_after(tmp_path, engines, holder, wait=0.5)
+    finally:
+        child.kill()
+        child.wait()
+    assert not idle
+    assert got == []
 
 
 def test_two_processes_share_a_consumer_without_duplicates(

@@ -95,6 +95,9 @@ class Server:
         os.kill(self.proc.pid, signal.SIGKILL)
         self.proc.wait()
 
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
@@ -190,7 +193,7 @@ def _under_load(db: str, receiver: Receiver, *, kill: bool) -> tuple[Load, list[
     """Two servers, two writers each, for about three seconds; with ``kill``, the first
     is killed with SIGKILL after 1.5 s, restarted half a second later, and written to
     again. Returns the load and what the receiver got once every acknowledged write's
-    event arrived (or 90 s passed)."""
+    event arrived (or 90 s passed), after checking that both servers still run."""
     first = Server(db, receiver)
     second = Server(db, receiver)
     try:
@@ -205,7 +208,10 @@ def _under_load(db: str, receiver: Receiver, *, kill: bool) -> tuple[Load, list[
             load.run(first, 2)
         time.sleep(1.0)
         load.finish()
-        return load, _wait_for(receiver, load.acknowledged)
+        got = _wait_for(receiver, load.acknowledged)
+        # Only the kill stops a server: none dies of another's start or of the load.
+        assert first.running() and second.running()
+        return load, got
     finally:
         first.stop()
         second.stop()
