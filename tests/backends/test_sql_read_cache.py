@@ -191,6 +191,29 @@ def test_a_write_by_another_process_is_seen(db: Path, engine: Engine) -> None:
     assert call(engine, "GET", path).json["displayName"] == "from afar"
 
 
+def _shm_locks(db: Path) -> list[str]:
+    """The POSIX locks this process holds on ``<db>-shm`` (``/proc/locks``)."""
+    import os
+
+    inode = os.stat(f"{db}-shm").st_ino
+    with open("/proc/locks") as f:
+        return [line for line in f if f":{inode} " in line and f" {os.getpid()} " in line]
+
+
+@pytest.mark.skipif(not Path("/proc/locks").exists(), reason="/proc/locks (Linux)")
+def test_a_repeated_get_keeps_sqlites_lock_on_the_wal_index(db: Path, engine: Engine) -> None:
+    """SQLite's lock on ``<file>-shm`` tells another process opening the file that the
+    WAL index is in use. Were it dropped (closing any descriptor of the file drops every
+    lock of the process on it), the next server to start would take itself for the first,
+    truncate and rebuild the index under this one's connections: SIGBUS in this one's
+    next commit (seen in tests/events/test_serve_load.py after a restart)."""
+    user = create_user(engine, "bjensen")
+    assert _shm_locks(db)
+    for _ in range(3):
+        call(engine, "GET", f"/Users/{user['id']}")
+    assert _shm_locks(db)
+
+
 def test_what_is_not_kept_is_read_every_time(engine: Engine) -> None:
     user = create_user(engine, "bjensen")
     path = f"/Users/{user['id']}"

@@ -1076,6 +1076,38 @@ def _broken(conn: Connection) -> bool:
     return bool(getattr(conn, "closed", False))
 
 
+#: The WAL indexes this process mapped, by (device, inode), with their descriptors: never
+#: closed. POSIX drops every lock a process holds on a file when it closes ANY descriptor
+#: of that file, SQLite's own included: its "DMS" lock on ``<file>-shm`` tells the next
+#: process that opens the database that the index is in use. Without it, that process
+#: takes itself for the first, truncates and rebuilds the index under this one's open
+#: connections (SIGBUS in this one's next transaction, or a wrong read). SQLite keeps its
+#: own descriptors of a locked file open for that reason
+#: (https://www.sqlite.org/howtocorrupt.html, section 2.2); ``mmap`` holds a duplicate of
+#: the descriptor it maps, which it closes with the map, so both are kept.
+_SHM_MAPS: dict[tuple[int, int], tuple[int, mmap.mmap]] = {}
+_SHM_LOCK = threading.Lock()
+
+
+def _shm_map(path: str, size: int) -> mmap.mmap:
+    """The first ``size`` bytes of ``path`` (a WAL index), mapped read-only, once per file
+    and process (see :data:`_SHM_MAPS`)."""
+    with _SHM_LOCK:
+        st = os.stat(path)
+        kept = _SHM_MAPS.get((st.st_dev, st.st_ino))
+        if kept is not None:
+            return kept[1]
+        fd = os.open(path, os.O_RDONLY)  # never closed: see _SHM_MAPS
+        st = os.fstat(fd)
+        kept = _SHM_MAPS.get((st.st_dev, st.st_ino))
+        if kept is None:  # else replaced between the stat and the open: fd stays unused
+            kept = _SHM_MAPS[st.st_dev, st.st_ino] = (
+                fd,
+                mmap.mmap(fd, size, access=mmap.ACCESS_READ),
+            )
+        return kept[1]
+
+
 class _WalIndex:
     """The first bytes of a SQLite file's WAL index (``<file>-shm``), mapped read-only.
 
@@ -1103,8 +1135,7 @@ class _WalIndex:
         if os.name != "posix":  # pragma: no cover - the unix VFS's file only
             return None
         try:
-            with open(path + "-shm", "rb") as f:
-                mapped = mmap.mmap(f.fileno(), 2 * cls._HEADER, access=mmap.ACCESS_READ)
+            mapped = _shm_map(path + "-shm", 2 * cls._HEADER)
         except (OSError, ValueError):
             return None
         return cls(conn, mapped)
