@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import io
+import logging
 import os
 import re
 import signal
@@ -106,6 +107,7 @@ def test_python_blocks_run(page: Path, tmp_path: Path, monkeypatch: pytest.Monke
     module = types.ModuleType(f"docs_{page.stem.replace('-', '_')}")
     monkeypatch.setitem(sys.modules, module.__name__, module)  # for dataclasses and pickling
     namespace = module.__dict__
+    logging_as_it_was = _logging_state()
     try:
         for block in runnable:
             code = compile(block.text, block.where, "exec")
@@ -116,6 +118,28 @@ def test_python_blocks_run(page: Path, tmp_path: Path, monkeypatch: pytest.Monke
                     raise AssertionError(f"{block.where} fails: {exc!r}") from exc
     finally:
         _close_engines(namespace)
+        _restore_logging(logging_as_it_was)
+
+
+_LoggingState = list[tuple[logging.Logger, list[logging.Handler], bool, int, bool]]
+
+
+def _logging_state() -> _LoggingState:
+    """Each logger's handlers, propagation, level and disabled flag: a page may configure
+    logging as an app would (docs/observability.md installs serve's request log handler),
+    which must not reach the tests that run after it in this process."""
+    loggers = [logging.getLogger()] + [
+        x for x in logging.Logger.manager.loggerDict.values() if isinstance(x, logging.Logger)
+    ]
+    return [(x, list(x.handlers), x.propagate, x.level, x.disabled) for x in loggers]
+
+
+def _restore_logging(state: _LoggingState) -> None:
+    for logger, handlers, propagate, level, disabled in state:
+        logger.handlers = handlers
+        logger.propagate = propagate
+        logger.setLevel(level)
+        logger.disabled = disabled
 
 
 @_pages_with(_is_file)
