@@ -102,9 +102,8 @@ class LineHandler(logging.StreamHandler):  # type: ignore[type-arg]
     def __init__(self, stream: Any, prefix: str) -> None:
         super().__init__(stream)
         self.prefix = prefix
-        self._formatter = logging.Formatter(
-            "%(levelname)s:     %(message)s" if prefix else "%(message)s"
-        )
+        # The record path writes what the direct one does: the prefix, then the message.
+        self._formatter = logging.Formatter(prefix.replace("%", "%%") + "%(message)s")
         self.setFormatter(self._formatter)
 
     def direct(self, line: str) -> bool:

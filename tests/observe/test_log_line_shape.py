@@ -126,7 +126,7 @@ def test_serve_s_handler_gets_the_line_a_record_would_give_and_honours_what_may_
         "client": "127.0.0.1:5",
     }
     try:
-        for fmt, prefix in (("text", "INFO:     "), ("json", "")):
+        for fmt, prefix in (("text", "INFO:     "), ("json", ""), ("text", "scim 100% ")):
             log = RequestLog(fmt, logger)
             direct, through = _Stream(), _Stream()
             logger.handlers = [LineHandler(direct, prefix)]
