@@ -30,7 +30,12 @@ TEAM_URN = "urn:example:params:scim:schemas:2.0:Team"
 
 
 def database(spec: str) -> dict:
-    """A SQLite file, or a ``postgresql://user@host:port/name`` URL."""
+    """A SQLite file, or a ``postgresql://user@host:port/name`` URL.
+
+    Either way a thread keeps its connection for a minute between requests
+    (``CONN_MAX_AGE``): an IdP sends its requests on a kept-alive connection, which one thread
+    serves, and a new PostgreSQL connection per request would cost more than the request.
+    """
     if spec.startswith("postgresql://"):
         from urllib.parse import urlsplit
 
@@ -42,12 +47,14 @@ def database(spec: str) -> dict:
             "PASSWORD": url.password or "",
             "HOST": url.hostname or "",
             "PORT": url.port or "",
+            "CONN_MAX_AGE": 60,
         }
     # Writers take SQLite's lock when their transaction starts, not half-way through it.
     return {
         "ENGINE": "django.db.backends.sqlite3",
         "NAME": spec,
         "OPTIONS": {"transaction_mode": "IMMEDIATE", "timeout": 20},
+        "CONN_MAX_AGE": 60,
     }
 
 
