@@ -676,3 +676,55 @@ def test_indexed_equality_never_scans_the_resources(sqlite_url: str, filter: str
         details = " | ".join(row[3] for row in plan)
         assert "scim_resources_order" not in details, details
         assert "sqlite_autoindex_scim_resources_1 (tenant=? AND id=?)" in details, details
+
+
+def _open_files(path: str) -> int:
+    """How many descriptors of this process are open on ``path`` (Linux's /proc)."""
+    fds = Path("/proc/self/fd")
+    count = 0
+    for fd in fds.iterdir():
+        with contextlib.suppress(OSError):
+            count += os.readlink(fd) == path
+    return count
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs Linux's /proc")
+def test_a_thread_that_ends_leaves_no_connection_open(sqlite_url: str) -> None:
+    # A server that runs each request on a thread of its own (wsgiref, Django's runserver)
+    # must not keep one open connection per thread it ever ran.
+    path = sqlite_url.removeprefix("sqlite:///")
+    with SQLBackend(sqlite_url) as backend:
+        backend.bind(RESOURCE_TYPES)
+        backend.create(None, USER, user("u1", "one"))
+        seen: list[int] = []
+
+        def run_threads(n: int) -> int:
+            for _ in range(n):
+                thread = threading.Thread(
+                    target=lambda: seen.append(search_ids(backend, USER, count=0)[0])
+                )
+                thread.start()
+                thread.join()
+            return _open_files(path)
+
+        # SQLite may keep one closed connection's descriptor for reuse while another
+        # connection of the process holds a lock on the file: what counts is no growth.
+        after_one = run_threads(1)
+        assert run_threads(20) == after_one
+        assert seen == [1] * 21
+    assert _open_files(path) == 0  # closed with the backend
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs Linux's /proc")
+def test_a_backend_dropped_without_close_closes_its_connections(sqlite_url: str) -> None:
+    import gc
+
+    path = sqlite_url.removeprefix("sqlite:///")
+    backend = SQLBackend(sqlite_url)
+    backend.bind(RESOURCE_TYPES)
+    backend.create(None, USER, user("u1", "one"))
+    assert _open_files(path) >= 1
+    del backend
+    gc.collect()
+    # no ResourceWarning for an unclosed connection (pytest turns warnings into errors here)
+    assert _open_files(path) == 0

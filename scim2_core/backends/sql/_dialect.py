@@ -19,6 +19,7 @@ import re
 import sqlite3
 import threading
 import time
+import weakref
 from collections.abc import Callable, Hashable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Final, Protocol, TypeVar, cast
@@ -47,6 +48,39 @@ class Connection(Protocol):
     def execute(self, sql: str, params: Sequence[Any] = ...) -> Any: ...
 
     def close(self) -> None: ...
+
+
+def _forget(conn: Connection, opened: list[Connection], lock: threading.RLock) -> None:
+    """Close ``conn`` and take it off ``opened`` (a dialect's list of open connections)."""
+    with lock:
+        if conn in opened:
+            opened.remove(conn)
+    with contextlib.suppress(Exception):
+        conn.close()
+
+
+def _close_all(opened: list[Connection], lock: threading.RLock) -> None:
+    """Close every connection on ``opened`` and empty it (the list object stays)."""
+    with lock:
+        conns = opened[:]
+        opened.clear()
+    for conn in conns:
+        with contextlib.suppress(Exception):
+            conn.close()
+
+
+class _ThreadConnection:
+    """Held in a thread's slot beside its connection; closes that connection when the slot
+    is dropped: when the thread ends (``threading.local`` drops a finished thread's
+    values), or when :meth:`Dialect.forget` replaces it."""
+
+    __slots__ = ("conn", "lock", "opened")
+
+    def __init__(self, conn: Connection, opened: list[Connection], lock: threading.RLock):
+        self.conn, self.opened, self.lock = conn, opened, lock
+
+    def __del__(self) -> None:
+        _forget(self.conn, self.opened, self.lock)
 
 
 class Dialect:
@@ -88,6 +122,9 @@ class Dialect:
         self._all: list[Connection] = []
         self._lock = threading.RLock()
         self._shared_conn: Connection | None = None
+        # A dialect dropped without close() (its backend never closed) closes what it
+        # opened, rather than leave each connection to warn when it is collected.
+        weakref.finalize(self, _close_all, self._all, self._lock)
 
     # --- connections ------------------------------------------------------------------
     def connect(self) -> Connection:  # pragma: no cover - overridden
@@ -109,6 +146,9 @@ class Dialect:
         if conn is None:
             conn = self.connect()
             self._local.conn = conn
+            # Closes it when this thread ends: a server that starts a thread per request
+            # or connection would otherwise keep one open connection per thread it ran.
+            self._local.closer = _ThreadConnection(conn, self._all, self._lock)
             with self._lock:
                 self._all.append(conn)
         return conn
@@ -119,18 +159,11 @@ class Dialect:
         if conn is None:
             return
         self._local.conn = None
-        with self._lock:
-            if conn in self._all:
-                self._all.remove(conn)
-        with contextlib.suppress(Exception):
-            conn.close()
+        self._local.closer = None  # closes it
+        _forget(conn, self._all, self._lock)
 
     def close(self) -> None:
-        with self._lock:
-            conns, self._all = self._all, []
-        for conn in conns:
-            with contextlib.suppress(Exception):
-                conn.close()
+        _close_all(self._all, self._lock)
         self._shared_conn = None
         self._local = threading.local()
 
