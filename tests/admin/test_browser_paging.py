@@ -41,9 +41,13 @@ def paged(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
 
 
 def _ids(driver: Any) -> list[str]:
-    """The request ids of the table, in the order shown (its last column)."""
-    rows = driver.find_elements("css selector", "table tbody tr")
-    return [r.find_elements("tag name", "td")[-1].text for r in rows]
+    """The request ids of the table, in the order shown (its last column), read in one
+    round trip to the browser rather than two per row."""
+    ids: list[str] = driver.execute_script(
+        "return Array.from(document.querySelectorAll('table tbody tr'),"
+        " row => row.lastElementChild.innerText.trim())"
+    )
+    return ids
 
 
 def _tab_to(driver: Any, label: str) -> Any:

@@ -212,14 +212,19 @@ def test_sqlbackend_reads_the_same_layout(tmp_path: Path) -> None:
     backend.enable_outbox()
     backend.enable_audit()
     backend.close()
+    engine.dispose()
     sql = SQLBackend(f"sqlite:///{tmp_path / 'scim.db'}")
     sql.bind((USER, GROUP))
     sql.enable_outbox()
     sql.close()
 
     def columns(url: str) -> dict[str, list[str]]:
-        inspector = sa.inspect(sa.create_engine(url))
-        return {t: [c["name"] for c in inspector.get_columns(t)] for t in EVENT_TABLES}
+        reader = sa.create_engine(url)
+        inspector = sa.inspect(reader)
+        try:
+            return {t: [c["name"] for c in inspector.get_columns(t)] for t in EVENT_TABLES}
+        finally:
+            reader.dispose()
 
     assert columns(f"sqlite:///{tmp_path / 'app.db'}") == columns(
         f"sqlite:///{tmp_path / 'scim.db'}"
@@ -234,6 +239,7 @@ def test_an_in_memory_sqlite_database_is_refused_at_start_up() -> None:
     with pytest.raises(ConfigurationError, match="in-memory SQLite"):
         backend.enable_outbox()
     backend.close()
+    engine.dispose()
 
 
 def test_the_operator_page_reads_the_apps_database(

@@ -527,6 +527,7 @@ def test_flask_sqlalchemy_models_work(tmp_path: Path) -> None:
         assert status == 201
         crew = db.session.scalars(sa.select(Crew)).one()
         assert [p.login for p in crew.people] == ["kim"]
+        db.session.remove()  # its connection back to the pool, which dispose() then closes
         db.engine.dispose()
 
 
