@@ -80,7 +80,14 @@ class _ThreadConnection:
         self.conn, self.opened, self.lock = conn, opened, lock
 
     def __del__(self) -> None:
-        _forget(self.conn, self.opened, self.lock)
+        # No module global here: this may run while the interpreter shuts down.
+        try:
+            with self.lock:
+                if self.conn in self.opened:
+                    self.opened.remove(self.conn)
+            self.conn.close()
+        except Exception:  # pragma: no cover - a connection broken beyond closing
+            pass
 
 
 class Dialect:
