@@ -50,15 +50,6 @@ class Connection(Protocol):
     def close(self) -> None: ...
 
 
-def _forget(conn: Connection, opened: list[Connection], lock: threading.RLock) -> None:
-    """Close ``conn`` and take it off ``opened`` (a dialect's list of open connections)."""
-    with lock:
-        if conn in opened:
-            opened.remove(conn)
-    with contextlib.suppress(Exception):
-        conn.close()
-
-
 def _close_all(opened: list[Connection], lock: threading.RLock) -> None:
     """Close every connection on ``opened`` and empty it (the list object stays)."""
     with lock:
@@ -72,15 +63,17 @@ def _close_all(opened: list[Connection], lock: threading.RLock) -> None:
 class _ThreadConnection:
     """Held in a thread's slot beside its connection; closes that connection when the slot
     is dropped: when the thread ends (``threading.local`` drops a finished thread's
-    values), or when :meth:`Dialect.forget` replaces it."""
+    values), or by :meth:`Dialect.forget`."""
 
     __slots__ = ("conn", "lock", "opened")
 
     def __init__(self, conn: Connection, opened: list[Connection], lock: threading.RLock):
         self.conn, self.opened, self.lock = conn, opened, lock
 
-    def __del__(self) -> None:
-        # No module global here: this may run while the interpreter shuts down.
+    def close(self) -> None:
+        """Take the connection off the dialect's list and close it (again: a no-op)."""
+        # No module global here: this runs from __del__, maybe while the interpreter shuts
+        # down.
         try:
             with self.lock:
                 if self.conn in self.opened:
@@ -88,6 +81,8 @@ class _ThreadConnection:
             self.conn.close()
         except Exception:  # pragma: no cover - a connection broken beyond closing
             pass
+
+    __del__ = close
 
 
 class Dialect:
@@ -166,8 +161,9 @@ class Dialect:
         if conn is None:
             return
         self._local.conn = None
-        self._local.closer = None  # closes it
-        _forget(conn, self._all, self._lock)
+        closer: _ThreadConnection = self._local.closer
+        self._local.closer = None
+        closer.close()
 
     def close(self) -> None:
         _close_all(self._all, self._lock)
