@@ -47,11 +47,23 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "benchmark-token-0123456789"
 USERS = 1000
 APPS = "benchmarks.http_apps"
+#: ``--pin``: the CPUs the servers and wrk run on, one each (None: wherever the scheduler
+#: puts them). Pinned, the server keeps its core's caches and wrk never takes its turns.
+PINNED: tuple[int, int] | None = None
+
+
+def _on_cpu(which: int) -> Any:
+    """A ``preexec_fn`` pinning the child (and every process it starts) to one of PINNED."""
+    if PINNED is None:
+        return None
+    cpu = PINNED[which]
+    return lambda: os.sched_setaffinity(0, {cpu})
 
 
 @dataclass(frozen=True)
@@ -198,7 +210,8 @@ def _serving(
 ) -> Iterator[tuple[str, int]]:
     origin = f"http://127.0.0.1:{port}"
     path = os.pathsep.join([str(root), str(root / "adapters")])
-    proc = subprocess.Popen(stack.command(port), cwd=root, env={**env, "PYTHONPATH": path})
+    env = {**env, "PYTHONPATH": path}
+    proc = subprocess.Popen(stack.command(port), cwd=root, env=env, preexec_fn=_on_cpu(0))
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -246,7 +259,9 @@ def wrk(url: str, seconds: float, server: int, connections: int = 16) -> Run:
     command = ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s"]
     command += ["-H", f"Authorization: Bearer {TOKEN}", url]
     before = _cpu_seconds(server)
-    out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        command, capture_output=True, text=True, check=True, preexec_fn=_on_cpu(1)
+    ).stdout
     cpu = _cpu_seconds(server) - before
     if "Non-2xx" in out:
         raise RuntimeError(f"{url} answered errors:\n{out}")
@@ -374,7 +389,19 @@ def main() -> None:
         help="the engine's Options.read_cache_bytes (default: its default); 0: every GET is "
         "read from the database, as a request never asked before is",
     )
+    parser.add_argument(
+        "--pin",
+        action="store_true",
+        help="run the servers on one CPU and wrk on another (a machine of two CPUs or more): "
+        "far steadier figures on a shared machine",
+    )
     args = parser.parse_args()
+    if args.pin:
+        cpus = sorted(os.sched_getaffinity(0))
+        if len(cpus) < 2:
+            sys.exit("--pin needs two CPUs")
+        global PINNED
+        PINNED = (cpus[-1], cpus[0])
     if shutil.which("wrk") is None:
         sys.exit("benchmarks/http_servers.py needs wrk: apt-get install -y wrk")
     wanted = [w.strip() for w in args.only.split(",") if w.strip()]

@@ -53,6 +53,7 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 _Target = tuple[str | None, str | None]  # (authority, raw path) of the request target
 _READS = frozenset(("GET", "HEAD"))
+_HTTP1 = frozenset(("1.0", "1.1"))
 #: How many distinct request targets a :class:`PrefixMount` keeps resolved.
 _KEPT_TARGETS = 256
 #: ... each at most this long (raw).
@@ -188,7 +189,13 @@ class ASGIApp:
             await send_response(send, method, bad_target(), close=True)
             return
         body = b""
-        if not has_no_body(scope, length, encoding):
+        # The common case first (a GET or HEAD whose head announces no body), without a call.
+        if (
+            length is not None
+            or encoding is not None
+            or method not in _READS
+            or scope.get("http_version") not in _HTTP1
+        ) and not has_no_body(scope, length, encoding):
             limit = self.engine.options.max_body_bytes
             try:
                 read = await read_body(receive, limit, self.body_timeout, content_length(length))
@@ -229,7 +236,9 @@ class PrefixMount:
     SCIM at ``/scim/v2``.
 
     The mounted app sees ``root_path`` extended by ``prefix`` and the full ``path``, as the
-    ASGI spec has it ("path [...] includes root_path").
+    ASGI spec has it ("path [...] includes root_path"). The request's scope is extended in
+    place, as Starlette's router does: a middleware around the mount sees the new
+    ``root_path`` once the request is served.
     """
 
     def __init__(self, app: ASGIApp, prefix: str = "/scim/v2") -> None:
@@ -269,11 +278,13 @@ class PrefixMount:
             # Not a path (``*``, ``host:443``): the mounted app answers it (400, closed).
             await self.app(scope, receive, send)
         elif path is not None:
-            mounted = {**scope, "root_path": mount}
+            # The scope is the request's own (the server makes one per request): extended
+            # in place, as Starlette's router does, rather than copied.
+            scope["root_path"] = mount
             if kind == "http" and type(self.app) is ASGIApp:
-                await self.app._http(mounted, receive, send, (target, path))  # found here
+                await self.app._http(scope, receive, send, (target, path))  # found here
             else:
-                await self.app(mounted, receive, send)
+                await self.app(scope, receive, send)
         elif kind == "http":
             await send_response(send, scope["method"], not_mounted(self.prefix))
         else:
