@@ -121,9 +121,10 @@ class Delivery:
     ``lease_seconds``: how long a consumer stays claimed by this process without news
     (another process on the same database takes over after it); ``poll_interval``: how
     often an idle thread looks for events written by other processes (this process's own
-    writes wake it, :meth:`wake`); ``gather``: how long a woken thread waits for more
-    writes before it reads, so that events are read in batches under load. While writes
-    keep coming, the wait doubles after each read that found events, up to
+    writes wake it, :meth:`wake`), and how often a thread whose consumer another process
+    holds asks for the lease (wakes do not make it ask); ``gather``: how long a woken
+    thread waits for more writes before it reads, so that events are read in batches under
+    load. While writes keep coming, the wait doubles after each read that found events, up to
     ``gather_max``; a read that finds none brings it back to ``gather``. So the first
     event after a quiet moment is read ``gather`` after its commit, and under a steady
     stream of writes one read (and its wake-ups) serves ``gather_max`` worth of events,
@@ -272,7 +273,14 @@ class Delivery:
                     gather = min(max(gather * 2, self.gather), self.gather_max)
                 else:
                     gather = self.gather
-                if not busy:
+                if not busy and state.position is None:
+                    # Another process holds the lease (or the store is down): the wakes of
+                    # this process's writes are for the holder to answer, not a reason to
+                    # ask the store again (a claim and a look at the holder per write
+                    # under load). Asked again a poll interval later: that is how soon a
+                    # dead holder is taken over from.
+                    self._stop.wait(self.poll_interval)
+                elif not busy:
                     pending = state.done is not None
                     woken = waker.wait(
                         min(self.poll_interval, ADVANCE_EVERY) if pending else self.poll_interval

@@ -4,6 +4,7 @@ secrets; a refused write stores none; delivery runs after the commit on its own 
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -396,3 +397,43 @@ def test_a_bulk_import_stores_a_created_event_per_resource(
     assert [e.id for e in got] == [f"u{n}" for n in range(1200)]
     assert {e.kind for e in got} == {"created"}
     backend.close()
+
+
+def test_a_process_without_the_lease_does_not_ask_for_it_on_every_write(
+    make_backend: MakeBackend, engines: list[Engine]
+) -> None:
+    """Two servers on one store: the one that does not hold a consumer's lease takes its
+    writes' wake-ups without asking the store for the lease each time (a claim, and a
+    look at the holder, per write under load); it asks once a poll interval, which is how
+    soon it takes over from a holder that died."""
+    first = make_backend()
+    if isinstance(first, MemoryBackend):
+        pytest.skip("MemoryBackend is one process")
+    got: list[str] = []
+    holder, other = Engine(first), Engine(make_backend())
+    engines.extend([holder, other])
+    for engine in (holder, other):
+        engine.events.add_handler(lambda event: got.append(event.event_id), name="shared")
+    holder.events.start()
+    create_user(holder, "first")
+    assert holder.events.wait_idle()  # it holds the lease by now
+    store = other.events.store
+    assert store is not None
+    asked: list[float] = []
+    claim = store.claim
+
+    def counted(consumer: str, owner: str, lease_seconds: float) -> int | None:
+        asked.append(time.monotonic())
+        return claim(consumer, owner, lease_seconds)
+
+    store.claim = counted  # type: ignore[method-assign]
+    other.events.start()
+    started = time.monotonic()
+    for n in range(60):  # each write wakes the other server's delivery thread
+        create_user(other, f"user{n}")
+        time.sleep(0.01)
+    assert holder.events.wait_idle()
+    elapsed = time.monotonic() - started
+    assert len(got) == 61 and len(set(got)) == 61
+    # One claim at start, then one a poll interval (0.5 s), not one per write.
+    assert len(asked) <= 2 + elapsed / other.events.poll_interval, (len(asked), elapsed)
