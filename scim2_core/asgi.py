@@ -53,7 +53,6 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 _Target = tuple[str | None, str | None]  # (authority, raw path) of the request target
 _READS = frozenset(("GET", "HEAD"))
-_HTTP1 = frozenset(("1.0", "1.1"))
 #: How many distinct request targets a :class:`PrefixMount` keeps resolved.
 _KEPT_TARGETS = 256
 #: ... each at most this long (raw).
@@ -189,13 +188,7 @@ class ASGIApp:
             await send_response(send, method, bad_target(), close=True)
             return
         body = b""
-        # The common case first (a GET or HEAD whose head announces no body), without a call.
-        if (
-            length is not None
-            or encoding is not None
-            or method not in _READS
-            or scope.get("http_version") not in _HTTP1
-        ) and not has_no_body(scope, length, encoding):
+        if not has_no_body(scope, length, encoding):
             limit = self.engine.options.max_body_bytes
             try:
                 read = await read_body(receive, limit, self.body_timeout, content_length(length))
